@@ -1,0 +1,40 @@
+# StarTrack developer entry points. `make demo` and `make test` are the two README commands.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+
+.PHONY: setup demo test lint format bench clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade -c constraints.txt pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,serve]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP) ## create .venv with the pinned dependencies
+
+demo: setup ## simulate the demo survey, ingest, train, score, then serve the dashboard
+	$(BIN)/startrack demo
+
+test: setup ## lint, then the whole test suite (browser tests need chromium + chromium-driver)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: setup ## ruff lint + format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: setup ## ruff format + autofix
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+bench: setup ## benchmarks (figures go in the README)
+	$(BIN)/python benchmarks/run_all.py
+
+clean: ## remove the venv, demo survey and local warehouse data
+	rm -rf $(VENV) demo-survey warehouse/snapshots warehouse/spectra warehouse/models \
+		warehouse/.staging warehouse/CURRENT warehouse/LOCK warehouse/startrack.duckdb

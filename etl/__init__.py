@@ -1,0 +1,1 @@
+"""ETL: SDSS catalog and spectrum files -> validated, gridded records for the warehouse."""

@@ -1,0 +1,1 @@
+"""The multimodal model: training, evaluation, batch scoring and on-demand inference."""

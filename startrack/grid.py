@@ -1,0 +1,33 @@
+"""The one common log-wavelength grid every spectrum in the warehouse is stored on.
+
+SDSS and BOSS co-adds are sampled on a shared lattice, log10(lambda/A) = k * 1e-4, so placing
+a spectrum on this grid is an exact integer shift (no interpolation, no loss). The grid spans
+BOSS coverage (3548-10399 A), a superset of SDSS-I/II (3800-9200 A); pixels a spectrum does
+not cover are stored with ivar = 0 (masked).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LOGLAM0: float = 3.5500  #: log10(lambda/A) of pixel 0 (3548.1 A)
+DLOGLAM: float = 1e-4  #: step in dex, as SDSS co-adds (69 km/s per pixel)
+NPIX: int = 4671  #: pixels: up to log10(lambda) = 4.0170 (10399.3 A)
+
+#: Speed of light in km/s, for radial-velocity shifts on the log grid.
+C_KMS: float = 299_792.458
+
+
+def loglam() -> np.ndarray:
+    """log10(wavelength / Angstrom) of every grid pixel (float64)."""
+    return LOGLAM0 + DLOGLAM * np.arange(NPIX)
+
+
+def wavelength() -> np.ndarray:
+    """Vacuum wavelength in Angstrom of every grid pixel (float64)."""
+    return 10.0 ** loglam()
+
+
+def pixel_of(loglam_value: float | np.ndarray) -> np.ndarray:
+    """Fractional grid pixel of a log-wavelength (pixel 0 at LOGLAM0)."""
+    return (np.asarray(loglam_value, dtype=np.float64) - LOGLAM0) / DLOGLAM

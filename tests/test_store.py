@@ -1,0 +1,139 @@
+"""The snapshot store: atomic publish, one writer, readers never blocked, kill -9 safe."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from startrack.warehouse.store import Warehouse, WarehouseBusy, WarehouseEmpty
+
+
+def publish(wh: Warehouse, n: int) -> None:
+    with wh.writer(command=f"test {n}") as w:
+        w.put_table("numbers", pd.DataFrame({"n": range(n)}))
+
+
+def count(wh: Warehouse) -> int:
+    con = duckdb.connect(str(wh.root / "startrack.duckdb"), read_only=True)
+    try:
+        return con.execute("select count(*) from numbers").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_empty_warehouse_says_what_to_do(tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    assert wh.current() is None
+    with pytest.raises(WarehouseEmpty, match="startrack ingest"):
+        wh.require_current()
+
+
+def test_publish_swaps_snapshot_and_keeps_tables(tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    publish(wh, 3)
+    first = wh.current_id()
+    with wh.writer(command="other") as w:
+        w.put_table("letters", pd.DataFrame({"c": ["a"]}))
+    assert wh.current_id() != first
+    snap = wh.current()
+    assert {"numbers", "letters", "stars", "rejects", "ingest_runs"} <= set(snap.tables)
+    assert count(wh) == 3  # carried over from the parent snapshot
+    assert snap.manifest["parent"] == first
+
+
+def test_failed_writer_publishes_nothing(tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    publish(wh, 2)
+    before = wh.current_id()
+    with pytest.raises(RuntimeError), wh.writer(command="boom") as w:
+        w.put_table("numbers", pd.DataFrame({"n": range(99)}))
+        raise RuntimeError("boom")
+    assert wh.current_id() == before
+    assert count(wh) == 2
+    assert not any((wh.root / ".staging").iterdir())
+
+
+def test_second_writer_gets_a_clear_message(tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    with wh.writer(command="first"):
+        with pytest.raises(WarehouseBusy, match="another StarTrack writer") as info:
+            with wh.writer(command="second", wait=0.3):
+                pass
+        assert f"pid {os.getpid()}" in str(info.value)
+
+
+def test_reader_open_while_writer_publishes(tmp_path):
+    """A reader holding the old snapshot open keeps working; new readers see the new one."""
+    wh = Warehouse(tmp_path / "wh")
+    publish(wh, 5)
+    old = wh.current().connect()
+    publish(wh, 7)
+    assert old.execute("select count(*) from numbers").fetchone()[0] == 5
+    assert count(wh) == 7
+    old.close()
+
+
+def test_sandboxed_connection_cannot_read_other_files(tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    publish(wh, 1)
+    con = wh.current().connect(sandbox=True)
+    with pytest.raises(duckdb.PermissionException):
+        con.execute("select * from read_text('/etc/passwd')").fetchall()
+    assert con.execute("select count(*) from spectra").fetchone()[0] == 0
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    import pandas as pd
+    from startrack.warehouse.store import Warehouse
+    wh = Warehouse(sys.argv[1])
+    with wh.writer(command="doomed") as w:
+        w.put_table("numbers", pd.DataFrame({"n": range(1000)}))
+        print("staged", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize("moment", ["while staging", "right after start"])
+def test_kill_9_leaves_last_snapshot_published(tmp_path, moment):
+    wh = Warehouse(tmp_path / "wh")
+    publish(wh, 4)
+    before = wh.current_id()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(wh.root)], stdout=subprocess.PIPE, text=True
+    )
+    if moment == "while staging":
+        assert proc.stdout.readline().strip() == "staged"
+    else:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert wh.current_id() == before
+    assert count(wh) == 4
+    # The lock died with the writer: the next writer proceeds and sweeps the leftovers.
+    publish(wh, 6)
+    assert count(wh) == 6
+    assert not any((wh.root / ".staging").iterdir())
+
+
+def test_old_snapshots_are_collected(tmp_path, monkeypatch):
+    from startrack.warehouse import store
+
+    monkeypatch.setattr(store, "MIN_AGE_S", 0.0)
+    wh = Warehouse(tmp_path / "wh")
+    for n in range(6):
+        publish(wh, n + 1)
+    assert len(wh.snapshots()) == store.KEEP_SNAPSHOTS
+    assert wh.current_id() == wh.snapshots()[-1]
+    assert Path(os.readlink(wh.root / "startrack.duckdb")).parts[1] == wh.current_id()

@@ -1,0 +1,1 @@
+"""The warehouse: immutable Parquet + DuckDB snapshots, one writer, many readers."""
