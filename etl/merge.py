@@ -57,14 +57,14 @@ def merge_stars(
     """
     con.execute(f"CREATE TEMP TABLE cat AS {ranked.format(src='cat_raw')}")
     con.execute(f"CREATE TEMP TABLE spec AS {ranked.format(src='spec_raw')}")
-    duplicates = con.execute(
+    duplicates = con.sql(
         """
         SELECT source, 'id ' || star_id AS item,
                'duplicate id ' || star_id || ': already given by ' || _first_source AS reason
         FROM cat WHERE _rank > 1
         ORDER BY _file, _row
         """
-    ).arrow()
+    ).to_arrow_table()
 
     def pick(col: str) -> str:
         return f'coalesce(c."{col}", s."{col}", b."{col}") AS "{col}"'

@@ -64,11 +64,13 @@ def test_failed_writer_publishes_nothing(tmp_path):
 
 def test_second_writer_gets_a_clear_message(tmp_path):
     wh = Warehouse(tmp_path / "wh")
-    with wh.writer(command="first"):
-        with pytest.raises(WarehouseBusy, match="another StarTrack writer") as info:
-            with wh.writer(command="second", wait=0.3):
-                pass
-        assert f"pid {os.getpid()}" in str(info.value)
+    with (
+        wh.writer(command="first"),
+        pytest.raises(WarehouseBusy, match="another StarTrack writer") as info,
+        wh.writer(command="second", wait=0.3),
+    ):
+        pass
+    assert f"pid {os.getpid()}" in str(info.value)
 
 
 def test_reader_open_while_writer_publishes(tmp_path):
