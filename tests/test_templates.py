@@ -1,0 +1,115 @@
+"""Stellar templates (built-in and the real SDSS file) and the extinction law."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from startrack.etl.extinction import a_lambda_over_a_v
+from startrack.etl.templates import (
+    BUILTIN_NAMES,
+    WIDE_LOGLAM,
+    builtin_templates,
+    extend_for_photometry,
+    load_sdss_templates,
+    load_templates,
+)
+
+#: The 27 distinct subclasses of the real SDSS label table.
+REAL_LABEL_SUBCLASSES = {
+    "A0", "F5", "F9", "M6", "G2", "K5", "K7", "K3", "M3", "M5", "M2", "M0", "F2", "M4", "K1",
+    "M7", "G0", "M1", "M8", "M9", "OB", "A0p", "B9", "M0V", "M2V", "B6", "O",
+}  # fmt: skip
+MK_ORDER = ["O", "OB", "B6", "B9", "A0", "F2", "F5", "F9", "G0", "G2", "G5", "K1", "K3", "K5",
+            "K7", "M0", "M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8", "M9"]  # fmt: skip
+
+
+def _normalized(flux: np.ndarray) -> np.ndarray:
+    """Template shape in the SDSS range, scale removed."""
+    sel = (np.log10(3800) < WIDE_LOGLAM) & (np.log10(9200) > WIDE_LOGLAM)
+    f = flux[sel]
+    return f / np.median(f)
+
+
+def test_builtin_covers_every_real_label_subclass(real_labels):
+    labels = set(pd.read_csv(real_labels)["subClass"].str.strip())
+    assert labels == REAL_LABEL_SUBCLASSES
+    assert labels <= set(builtin_templates().names)
+
+
+def test_builtin_vocabulary_includes_sdss_template_names():
+    for name in ("WD", "WDmagnetic", "CarbonWD", "Carbon", "Carbon_lines", "L0", "L9", "T2"):
+        assert name in BUILTIN_NAMES
+
+
+def test_builtin_templates_are_finite_positive_and_distinct():
+    ts = builtin_templates()
+    assert ts.flux.shape == (len(ts.names), WIDE_LOGLAM.size)
+    assert np.all(np.isfinite(ts.flux)) and np.all(ts.flux > 0)
+    shapes = np.array([_normalized(f) for f in ts.flux])
+    diffs = np.abs(shapes[:, None, :] - shapes[None, :, :]).mean(axis=2)
+    np.fill_diagonal(diffs, np.inf)
+    assert diffs.min() > 1e-3  # no two templates are the same spectrum
+
+
+def test_neighbouring_subtypes_are_more_alike_than_distant_ones():
+    ts = builtin_templates()
+    shapes = {n: _normalized(ts.flux[ts.index_of(n)]) for n in MK_ORDER}
+    for i in range(len(MK_ORDER) - 4):
+        here, near, far = (shapes[MK_ORDER[k]] for k in (i, i + 1, i + 4))
+        assert np.abs(here - near).mean() < np.abs(here - far).mean(), MK_ORDER[i]
+
+
+def test_balmer_lines_peak_at_a0_and_tio_grows_through_m():
+    ts = builtin_templates()
+    wave = ts.wavelength
+
+    def depth(name: str, line: float, cont: tuple[float, float]) -> float:
+        f = ts.flux[ts.index_of(name)]
+        c = np.interp(line, cont, [np.interp(cont[0], wave, f), np.interp(cont[1], wave, f)])
+        return 1.0 - np.interp(line, wave, f) / c
+
+    hbeta = {n: depth(n, 4862.7, (4780, 4950)) for n in ("B6", "A0", "F5", "K5")}
+    assert max(hbeta, key=hbeta.get) == "A0"
+    tio = [depth(n, 7100, (7040, 7500)) for n in ("K5", "M1", "M4", "M7")]
+    assert tio == sorted(tio)
+
+
+def test_real_template_file_loads(real_templates):
+    ts = load_templates(real_templates)
+    assert len(ts.names) == 40 and {"A0", "G2", "M5", "WD", "L5.5"} <= set(ts.names)
+    assert ts.flux.shape == (40, 3892)
+    assert ts.wavelength[0] == pytest.approx(3784, abs=1) and ts.wavelength[-1] == pytest.approx(
+        9270, abs=1
+    )
+    assert ts.names[ts.index_of("M0")] == "M0V"  # label fallback
+    assert ts.index_of("M9") is None
+
+
+def test_real_templates_extend_to_photometry_range(real_templates):
+    wide = extend_for_photometry(load_sdss_templates(real_templates))
+    assert wide.flux.shape == (40, WIDE_LOGLAM.size)
+    assert np.all(wide.flux >= 0)
+    g2 = wide.flux[wide.index_of("G2")]
+    assert np.all(g2[wide.wavelength < 3700] > 0) and np.all(g2[wide.wavelength > 9400] > 0)
+
+
+def test_bad_template_file_gets_clear_error(tmp_path):
+    bad = tmp_path / "not_fits.fits"
+    bad.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable FITS"):
+        load_sdss_templates(bad)
+    with pytest.raises(FileNotFoundError):
+        load_sdss_templates(tmp_path / "missing.fits")
+
+
+def test_extinction_law_matches_published_values():
+    # CCM89 Table 3 (R_V = 3.1): I (0.90 um) 0.479, J (1.25 um) 0.282; A(V)/A(V) = 1 at V.
+    # O'Donnell 1994 changes only the optical polynomial, so the IR values are the same.
+    got = a_lambda_over_a_v(np.array([9000.0, 12500.0, 5495.0]))
+    assert got == pytest.approx([0.479, 0.282, 1.0], abs=0.003)
+    # The optical part follows O'Donnell: B (4400 A) 1.322 vs CCM's 1.324.
+    assert a_lambda_over_a_v(np.array([4400.0]))[0] == pytest.approx(1.3222, abs=1e-3)
+    with pytest.raises(ValueError, match="defined for"):
+        a_lambda_over_a_v(np.array([500.0]))
