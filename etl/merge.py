@@ -48,15 +48,8 @@ def merge_stars(
     _view(con, "spec_raw", [spectrum_stars] if spectrum_stars else [], numbered=True)
     con.register("_index", spectra_index)
 
-    ranked = """
-        SELECT *, row_number() OVER (PARTITION BY plate, mjd, fiberid
-                                     ORDER BY _file, _row) AS _rank,
-               first(source) OVER (PARTITION BY plate, mjd, fiberid
-                                   ORDER BY _file, _row) AS _first_source
-        FROM {src}
-    """
-    con.execute(f"CREATE TEMP TABLE cat AS {ranked.format(src='cat_raw')}")
-    con.execute(f"CREATE TEMP TABLE spec AS {ranked.format(src='spec_raw')}")
+    _rank(con, "cat", "cat_raw")
+    _rank(con, "spec", "spec_raw")
     duplicates = con.sql(
         """
         SELECT source, 'id ' || star_id AS item,
@@ -124,6 +117,24 @@ def merge_stars(
         [run_id],
     )
     return MergeResult(int(added), int(updated), int(total), duplicates)
+
+
+def _rank(con: duckdb.DuckDBPyConnection, name: str, src: str) -> None:
+    """Number the rows of each id in input order; the window is skipped when ids are unique."""
+    repeats = con.execute(
+        f"SELECT count(*) - count(DISTINCT (plate, mjd, fiberid)) FROM {src}"
+    ).fetchone()[0]
+    if repeats == 0:
+        con.execute(
+            f"CREATE TEMP VIEW {name} AS SELECT *, 1 AS _rank, NULL AS _first_source FROM {src}"
+        )
+        return
+    con.execute(
+        f"""CREATE TEMP TABLE {name} AS
+            SELECT *, row_number() OVER w AS _rank, first(source) OVER w AS _first_source
+            FROM {src}
+            WINDOW w AS (PARTITION BY plate, mjd, fiberid ORDER BY _file, _row)"""
+    )
 
 
 def _view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], numbered=False) -> None:

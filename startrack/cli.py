@@ -22,7 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("startrack.etl.cli", "ingest SDSS catalog and spectrum files into the warehouse"),
     "sql": ("startrack.warehouse.cli", "run a read-only SQL query against the warehouse"),
     "status": ("startrack.warehouse.status", "show what the warehouse holds"),
-    "demo": ("startrack.demo", "simulate + ingest (+ train, score, serve): the whole demo"),
+    "serve": ("startrack.dashboard.serve", "serve the dashboard (read-only)"),
+    "demo": ("startrack.demo", "simulate + ingest + train + score, then serve the dashboard"),
 }
 
 

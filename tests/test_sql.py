@@ -59,3 +59,13 @@ def test_syntax_error_is_a_clear_message(snap):
 def test_time_limit_interrupts(snap):
     with pytest.raises(QueryFailed, match="longer than"):
         run_query(snap, "select count(*) from range(100000000000) a, range(1000) b", timeout_s=0.5)
+
+
+def test_sandboxed_queries_do_not_lock_other_connections(snap):
+    """DuckDB shares one instance per file in a process: the sandbox must not leak into it."""
+    plain = snap.connect()
+    for _ in range(3):
+        assert run_query(snap, "select count(*) c from numbers").frame["c"][0] == 100
+    plain.execute("SET threads = 1")  # still configurable
+    assert plain.execute("select count(*) from numbers").fetchone()[0] == 100
+    plain.close()

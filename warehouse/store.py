@@ -92,15 +92,23 @@ class Snapshot:
         return table.select(columns) if columns else table
 
     def connect(self, sandbox: bool = False) -> duckdb.DuckDBPyConnection:
-        """A read-only DuckDB connection; ``sandbox`` also forbids files outside the warehouse."""
-        con = duckdb.connect(str(self.db_path), read_only=True)
-        if sandbox:
-            allowed = [str(self.root.resolve()) + os.sep]
-            con.execute("SET allowed_directories = $1", [allowed])
-            con.execute("SET enable_external_access = false")
-            con.execute("SET autoinstall_known_extensions = false")
-            con.execute("SET autoload_known_extensions = false")
-            con.execute("SET lock_configuration = true")
+        """A read-only DuckDB connection; ``sandbox`` also forbids files outside the warehouse.
+
+        A sandboxed connection gets its own in-memory DuckDB instance with the snapshot
+        attached: DuckDB shares one instance per database file within a process, and locking
+        the configuration of that shared instance would leak into every other connection.
+        """
+        if not sandbox:
+            return duckdb.connect(str(self.db_path), read_only=True)
+        con = duckdb.connect(":memory:")
+        con.execute("ATTACH $1 AS warehouse (READ_ONLY)", [str(self.db_path)])
+        con.execute("USE warehouse")
+        allowed = [str(self.root.resolve()) + os.sep]
+        con.execute("SET allowed_directories = $1", [allowed])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET lock_configuration = true")
         return con
 
 

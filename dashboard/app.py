@@ -1,0 +1,101 @@
+"""The Dash application: navbar, page container, the JSON API, local Bootstrap CSS.
+
+Dash Pages keep one page registry and one global callback list per process, so there is one
+app per process: :func:`create_app` builds it once and later calls only re-point the data layer.
+All assets (Bootstrap 5.3.3 CSS, MIT, in ``assets/``) are served locally: no CDN at run time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import html
+
+from startrack.dashboard import data
+from startrack.dashboard.api import register_api
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+PAGES = ("star", "accuracy", "explore", "runs", "sql")  # navbar order
+NAV = (
+    ("Star", "/"),
+    ("Accuracy", "/accuracy"),
+    ("Explore", "/explore"),
+    ("Runs", "/runs"),
+    ("SQL", "/sql"),
+)
+
+_app: dash.Dash | None = None
+
+
+def navbar() -> dbc.Navbar:
+    links = [dbc.NavItem(dbc.NavLink(name, href=href, active="exact")) for name, href in NAV]
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dbc.NavbarBrand("★ StarTrack", href="/", className="fw-bold"),
+                dbc.NavbarToggler(id="nav-toggler", n_clicks=0),
+                dbc.Collapse(
+                    dbc.Nav(links, navbar=True, className="ms-auto"),
+                    id="nav-collapse",
+                    navbar=True,
+                    is_open=False,
+                ),
+            ],
+            fluid=True,
+        ),
+        color="dark",
+        dark=True,
+        className="mb-3",
+    )
+
+
+def shell() -> html.Div:
+    return html.Div(
+        [
+            navbar(),
+            dbc.Container(dash.page_container, fluid=True, className="pb-4"),
+        ]
+    )
+
+
+def _toggle_nav(n_clicks: int | None, is_open: bool) -> bool:
+    return (not is_open) if n_clicks else is_open
+
+
+def create_app(
+    warehouse_path: str | os.PathLike[str], templates_path: str | None = None
+) -> dash.Dash:
+    """The dashboard over ``warehouse_path`` (read-only)."""
+    global _app
+    data.configure(warehouse_path, templates_path)
+    if _app is not None:
+        return _app
+    app = dash.Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(ASSETS),
+        title="StarTrack",
+        update_title=None,
+        suppress_callback_exceptions=True,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    for page in PAGES:
+        importlib.import_module(f"startrack.dashboard.pages.{page}")
+    app.layout = shell
+    dash.callback(
+        dash.Output("nav-collapse", "is_open"),
+        dash.Input("nav-toggler", "n_clicks"),
+        dash.State("nav-collapse", "is_open"),
+    )(_toggle_nav)
+    register_api(app.server)
+    _app = app
+    log.info("dashboard over %s", data.warehouse().root)
+    return app

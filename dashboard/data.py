@@ -1,0 +1,564 @@
+"""All warehouse access of the dashboard: small functions returning DataFrames and dicts.
+
+Callbacks never touch SQL or DuckDB; they call these. Every function takes the
+:class:`~startrack.warehouse.store.Snapshot` to read, which each request gets from
+:func:`current_snapshot` (a read of the small ``CURRENT`` file), so a snapshot published by
+``startrack score`` is picked up on the next request while a request already running keeps
+reading the immutable snapshot it started with. Results are cached per snapshot id (the
+Snapshot is part of every cache key), so nothing stale is ever served after a publish.
+
+The dashboard never writes: connections are DuckDB read-only, spectra are read with pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from startrack import grid
+from startrack.labels import sort_key
+from startrack.warehouse.store import Snapshot, Warehouse, WarehouseEmpty
+
+log = logging.getLogger(__name__)
+
+MODEL_BRANCHES = ("dense", "lstm", "fusion")
+BASELINES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
+HEADLINE_METRICS = ("accuracy", "macro_f1", "within_one")
+BANDS = ("u", "g", "r", "i", "z")
+ENV_TEMPLATES = "STARTRACK_TEMPLATES"  #: optional path of the real SDSS template file
+OPEN_SNAPSHOTS = 4  #: read-only connections kept open (old ones stay readable meanwhile)
+
+
+class StarNotFound(LookupError):
+    """The id is well formed but the warehouse has no such star."""
+
+
+@dataclass
+class _State:
+    warehouse: Warehouse
+    templates_path: Path | None
+
+
+_state: _State | None = None
+_connections: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
+_conn_lock = threading.Lock()
+
+
+def configure(warehouse_path: str | os.PathLike[str], templates_path: str | None = None) -> None:
+    """Point the dashboard at a warehouse (and optionally the real SDSS template file)."""
+    global _state
+    templates = templates_path or os.environ.get(ENV_TEMPLATES)
+    _state = _State(Warehouse(warehouse_path), Path(templates) if templates else None)
+
+
+def warehouse() -> Warehouse:
+    if _state is None:
+        raise RuntimeError("startrack.dashboard.data.configure(warehouse_path) was not called")
+    return _state.warehouse
+
+
+def current_snapshot() -> Snapshot:
+    """The published snapshot right now (raises WarehouseEmpty with advice when none)."""
+    return warehouse().require_current()
+
+
+def _cursor(snap: Snapshot) -> duckdb.DuckDBPyConnection:
+    """A cursor on this snapshot's read-only database (one connection per snapshot, shared)."""
+    key = str(snap.db_path)
+    with _conn_lock:
+        con = _connections.get(key)
+        if con is None:
+            # Attached into a private in-memory instance, so this long-lived connection does
+            # not pin DuckDB's per-file shared instance (see Snapshot.connect).
+            con = duckdb.connect()
+            con.execute("ATTACH $1 AS snap (READ_ONLY)", [key])
+            _connections[key] = con
+            while len(_connections) > OPEN_SNAPSHOTS:
+                _, old = _connections.popitem(last=False)
+                old.close()
+        else:
+            _connections.move_to_end(key)
+        cur = con.cursor()
+    cur.execute("USE snap")
+    return cur
+
+
+def query(snap: Snapshot, sql: str, params: list | None = None) -> pd.DataFrame:
+    """Run internal SQL (ours, never the user's: that goes through warehouse.sql)."""
+    cur = _cursor(snap)
+    try:
+        return cur.execute(sql, params or []).df()
+    finally:
+        cur.close()
+
+
+def has_table(snap: Snapshot, name: str) -> bool:
+    return name in snap.tables
+
+
+def _ids(star_id: str) -> list[int]:
+    plate, mjd, fiber = (int(p) for p in star_id.split("-"))
+    return [plate, mjd, fiber]
+
+
+# ----------------------------------------------------------------------------- one star
+@lru_cache(maxsize=1024)
+def star_record(snap: Snapshot, star_id: str) -> dict | None:
+    """The ``stars`` row of a canonical star id, or None."""
+    df = query(
+        snap, "SELECT * FROM stars WHERE plate = ? AND mjd = ? AND fiberid = ?", _ids(star_id)
+    )
+    if df.empty:
+        return None
+    rec = df.iloc[0].to_dict()
+    return {k: (None if _is_missing(v) else v) for k, v in rec.items()}
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+@lru_cache(maxsize=1024)
+def star_predictions(snap: Snapshot, star_id: str) -> pd.DataFrame:
+    """Stored predictions of the current model for one star: one row per branch."""
+    if not has_table(snap, "predictions"):
+        return pd.DataFrame(columns=["branch", "label", "prob", "topk", "actual", "correct"])
+    df = query(
+        snap,
+        "SELECT branch, label, prob, topk, actual, correct, within_one, split, model_version, "
+        "scored_at FROM predictions WHERE plate = ? AND mjd = ? AND fiberid = ?",
+        _ids(star_id),
+    )
+    order = {b: i for i, b in enumerate(MODEL_BRANCHES)}
+    return df.sort_values("branch", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """One gridded spectrum (arrays over the full common grid, see startrack.grid)."""
+
+    star_id: str
+    flux: np.ndarray
+    ivar: np.ndarray
+    mask: np.ndarray
+    norm: float
+    pix_start: int
+    pix_end: int
+    snr_median: float
+
+    def as_record(self) -> dict:
+        return {"flux": self.flux, "ivar": self.ivar, "mask": self.mask, "norm": self.norm}
+
+
+@lru_cache(maxsize=64)
+def _parquet_file(path: str) -> pq.ParquetFile:
+    return pq.ParquetFile(path, memory_map=True)
+
+
+@lru_cache(maxsize=128)
+def spectrum(snap: Snapshot, star_id: str) -> Spectrum | None:
+    """Read one spectrum: spectra_index gives (file, row group, row); pyarrow reads that group."""
+    loc = query(
+        snap,
+        "SELECT file, row_group, row FROM spectra_index "
+        "WHERE plate = ? AND mjd = ? AND fiberid = ?",
+        _ids(star_id),
+    )
+    if loc.empty:
+        return None
+    file, row_group, row = loc.iloc[0]
+    columns = ["flux", "ivar", "mask", "norm", "pix_start", "pix_end", "snr_median"]
+    table = _parquet_file(str(snap.root / file)).read_row_group(int(row_group), columns=columns)
+    rec = table.slice(int(row), 1)
+
+    def arr(name: str, dtype: type) -> np.ndarray:
+        return (
+            rec.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(dtype)
+        )
+
+    def scalar(name: str) -> Any:
+        return rec.column(name)[0].as_py()
+
+    return Spectrum(
+        star_id=star_id,
+        flux=arr("flux", np.float32),
+        ivar=arr("ivar", np.float32),
+        mask=arr("mask", bool),
+        norm=float(scalar("norm") or np.nan),
+        pix_start=int(scalar("pix_start")),
+        pix_end=int(scalar("pix_end")),
+        snr_median=float(scalar("snr_median") or np.nan),
+    )
+
+
+@lru_cache(maxsize=8)
+def _spectrum_ids(snap: Snapshot) -> tuple[str, ...]:
+    return tuple(query(snap, "SELECT star_id FROM spectra_index ORDER BY star_id")["star_id"])
+
+
+def random_star_id(snap: Snapshot, rng: random.Random | None = None) -> str | None:
+    """A random star that has a spectrum (else any star); None for an empty warehouse."""
+    ids = _spectrum_ids(snap)
+    if ids:
+        return (rng or random).choice(ids)
+    df = query(snap, "SELECT star_id FROM stars USING SAMPLE 1 ROWS")
+    return None if df.empty else str(df["star_id"].iloc[0])
+
+
+@lru_cache(maxsize=8)
+def example_star_ids(snap: Snapshot, n: int = 4) -> tuple[str, ...]:
+    """A few stars worth showing: spectra of different labels, right and wrong predictions."""
+    if has_table(snap, "predictions"):
+        df = query(
+            snap,
+            "SELECT p.star_id, p.actual, p.correct FROM predictions p "
+            "JOIN spectra_index s USING (plate, mjd, fiberid) "
+            "WHERE p.branch = 'fusion' AND p.actual IS NOT NULL "
+            "QUALIFY row_number() OVER (PARTITION BY p.actual, p.correct ORDER BY p.star_id) = 1 "
+            "ORDER BY p.correct DESC, p.actual LIMIT 64",
+        )
+        if not df.empty:
+            right = df[df["correct"].fillna(False).astype(bool)]["star_id"].tolist()
+            wrong = df[~df["correct"].fillna(False).astype(bool)]["star_id"].tolist()
+            picks = right[: max(1, n - 1)] + wrong[:1]
+            picks += [s for s in right + wrong if s not in picks]
+            return tuple(picks[:n])
+    return tuple(_spectrum_ids(snap)[:n])
+
+
+# ----------------------------------------------------------------------------- models
+@lru_cache(maxsize=8)
+def models(snap: Snapshot) -> pd.DataFrame:
+    if not has_table(snap, "models"):
+        return pd.DataFrame(columns=["version", "created_at", "is_current"])
+    return query(snap, "SELECT * FROM models ORDER BY created_at DESC")
+
+
+def current_model(snap: Snapshot) -> dict | None:
+    df = models(snap)
+    cur = df[df["is_current"].fillna(False).astype(bool)] if not df.empty else df
+    return None if cur.empty else cur.iloc[0].to_dict()
+
+
+def current_model_dir(snap: Snapshot) -> Path | None:
+    """Artifact directory of the current model, for startrack.ml.inference.Predictor."""
+    model = current_model(snap)
+    return snap.root / model["path"] if model and model.get("path") else None
+
+
+@lru_cache(maxsize=8)
+def model_versions(snap: Snapshot) -> tuple[str, ...]:
+    """Versions with metrics, the current one first."""
+    if not has_table(snap, "metrics"):
+        return ()
+    found = query(snap, "SELECT DISTINCT model_version FROM metrics")["model_version"].tolist()
+    cur = current_model(snap)
+    known = models(snap)["version"].tolist()
+    ordered = [v for v in known if v in found] + sorted(v for v in found if v not in known)
+    if cur and cur["version"] in ordered:
+        ordered.remove(cur["version"])
+        ordered.insert(0, cur["version"])
+    return tuple(ordered)
+
+
+@lru_cache(maxsize=32)
+def branches(snap: Snapshot, version: str) -> tuple[str, ...]:
+    """Branches with metrics for a version: model heads first, then baselines."""
+    if not has_table(snap, "metrics"):
+        return ()
+    found = set(
+        query(snap, "SELECT DISTINCT branch FROM metrics WHERE model_version = ?", [version])[
+            "branch"
+        ]
+    )
+    first = [b for b in (*MODEL_BRANCHES, *BASELINES) if b in found]
+    return tuple(first + sorted(found - set(first)))
+
+
+# ----------------------------------------------------------------------------- accuracy
+@lru_cache(maxsize=64)
+def headline_metrics(snap: Snapshot, version: str, split: str) -> pd.DataFrame:
+    """branch x (accuracy, macro_f1, within_one, n): every branch and baseline side by side."""
+    cols = ["branch", *HEADLINE_METRICS, "n"]
+    if not has_table(snap, "metrics"):
+        return pd.DataFrame(columns=cols)
+    df = query(
+        snap,
+        "SELECT branch, metric, value, n FROM metrics WHERE model_version = ? AND split = ? "
+        "AND snr_bin IS NULL AND metric IN ('accuracy', 'macro_f1', 'within_one')",
+        [version, split],
+    )
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    wide = df.pivot_table(index="branch", columns="metric", values="value", aggfunc="first")
+    wide["n"] = df.groupby("branch")["n"].max()
+    wide = wide.reindex(columns=[*HEADLINE_METRICS, "n"]).reset_index()
+    order = {b: i for i, b in enumerate((*MODEL_BRANCHES, *BASELINES))}
+    return wide.sort_values("branch", key=lambda s: s.map(lambda b: order.get(b, 99))).reset_index(
+        drop=True
+    )
+
+
+@lru_cache(maxsize=64)
+def confusion(snap: Snapshot, version: str, branch: str, split: str) -> pd.DataFrame:
+    """Non-zero cells (actual, predicted, n)."""
+    if not has_table(snap, "confusion"):
+        return pd.DataFrame(columns=["actual", "predicted", "n"])
+    return query(
+        snap,
+        "SELECT actual, predicted, n FROM confusion WHERE model_version = ? AND branch = ? "
+        "AND split = ?",
+        [version, branch, split],
+    )
+
+
+def confusion_matrix(cells: pd.DataFrame) -> pd.DataFrame:
+    """Cells as a square matrix, labels along the MK sequence on both axes."""
+    labels = sorted(set(cells["actual"]) | set(cells["predicted"]), key=sort_key)
+    matrix = cells.pivot_table(index="actual", columns="predicted", values="n", aggfunc="sum")
+    return matrix.reindex(index=labels, columns=labels).fillna(0).astype(int)
+
+
+@lru_cache(maxsize=64)
+def class_metrics(snap: Snapshot, version: str, branch: str, split: str) -> pd.DataFrame:
+    cols = ["label", "precision", "recall", "f1", "support"]
+    if not has_table(snap, "class_metrics"):
+        return pd.DataFrame(columns=cols)
+    df = query(
+        snap,
+        "SELECT label, precision, recall, f1, support FROM class_metrics "
+        "WHERE model_version = ? AND branch = ? AND split = ?",
+        [version, branch, split],
+    )
+    return df.sort_values("label", key=lambda s: s.map(sort_key)).reset_index(drop=True)
+
+
+def _snr_bin_low(name: str) -> float:
+    try:
+        return float(str(name).split("-")[0].rstrip("+"))
+    except ValueError:
+        return math.inf
+
+
+@lru_cache(maxsize=64)
+def accuracy_by_snr(snap: Snapshot, version: str, split: str) -> pd.DataFrame:
+    """(branch, snr_bin, value, n) for metric 'accuracy', bins in S/N order."""
+    if not has_table(snap, "metrics"):
+        return pd.DataFrame(columns=["branch", "snr_bin", "value", "n"])
+    df = query(
+        snap,
+        "SELECT branch, snr_bin, value, n FROM metrics WHERE model_version = ? AND split = ? "
+        "AND metric = 'accuracy' AND snr_bin IS NOT NULL",
+        [version, split],
+    )
+    df["_low"] = df["snr_bin"].map(_snr_bin_low)
+    return df.sort_values(["branch", "_low"]).drop(columns="_low").reset_index(drop=True)
+
+
+def confusion_stars(
+    snap: Snapshot, version: str, branch: str, split: str, actual: str, predicted: str,
+    limit: int = 200,
+) -> pd.DataFrame:  # fmt: skip
+    """Stars in one confusion cell (model heads only: baselines keep no per-star rows)."""
+    cols = ["star_id", "actual", "label", "prob", "snr", "split"]
+    if branch not in MODEL_BRANCHES or not has_table(snap, "predictions"):
+        return pd.DataFrame(columns=cols)
+    split_sql = "AND p.split = ?" if split != "all" else ""
+    params = [version, branch, actual, predicted] + ([split] if split != "all" else []) + [limit]
+    return query(
+        snap,
+        "SELECT p.star_id, p.actual, p.label, p.prob, s.snr, p.split FROM predictions p "
+        "LEFT JOIN stars s USING (plate, mjd, fiberid) "
+        "WHERE p.model_version = ? AND p.branch = ? AND p.actual = ? AND p.label = ? "
+        f"{split_sql} ORDER BY p.prob DESC, p.star_id LIMIT ?",
+        params,
+    )
+
+
+# ----------------------------------------------------------------------------- explore
+@lru_cache(maxsize=8)
+def label_options(snap: Snapshot) -> tuple[str, ...]:
+    labels = query(snap, "SELECT DISTINCT label FROM stars WHERE label IS NOT NULL")["label"]
+    return tuple(sorted(labels, key=sort_key))
+
+
+@lru_cache(maxsize=64)
+def explore_points(
+    snap: Snapshot,
+    labels: tuple[str, ...] = (),
+    snr_min: float | None = None,
+    snr_max: float | None = None,
+    correctness: str = "all",
+    branch: str = "fusion",
+    max_points: int = 20_000,
+) -> pd.DataFrame:
+    """A deterministic sample of stars (ra, dec, colors, label, prediction) under filters."""
+    where, params = ["TRUE"], []
+    if labels:
+        where.append(f"s.label IN ({', '.join('?' for _ in labels)})")
+        params.extend(labels)
+    if snr_min is not None:
+        where.append("s.snr >= ?")
+        params.append(float(snr_min))
+    if snr_max is not None:
+        where.append("s.snr <= ?")
+        params.append(float(snr_max))
+    has_pred = has_table(snap, "predictions")
+    if correctness in ("right", "wrong") and has_pred:
+        where.append("p.correct" if correctness == "right" else "NOT p.correct")
+    pred_cols = (
+        "p.label AS predicted, p.prob, p.correct"
+        if has_pred
+        else ("NULL AS predicted, NULL AS prob, NULL AS correct")
+    )
+    join = (
+        "LEFT JOIN predictions p ON p.plate = s.plate AND p.mjd = s.mjd "
+        "AND p.fiberid = s.fiberid AND p.branch = ?"
+        if has_pred
+        else ""
+    )
+    sql = (
+        f"SELECT s.star_id, s.ra, s.dec, s.label, s.snr, s.has_spectrum, "
+        f"s.mag_u - s.mag_g AS u_g, s.mag_g - s.mag_r AS g_r, s.mag_r - s.mag_i AS r_i, "
+        f"s.mag_i - s.mag_z AS i_z, {pred_cols} FROM stars s {join} "
+        f"WHERE {' AND '.join(where)} ORDER BY hash(s.star_id) LIMIT ?"
+    )
+    return query(snap, sql, ([branch] if has_pred else []) + params + [int(max_points)])
+
+
+@lru_cache(maxsize=32)
+def disagreements(
+    snap: Snapshot, branch: str = "fusion", labels: tuple[str, ...] = (), limit: int = 50
+) -> pd.DataFrame:
+    """The most confident predictions that disagree with SDSS: candidate mislabels."""
+    cols = ["star_id", "actual", "label", "prob", "snr", "split"]
+    if not has_table(snap, "predictions"):
+        return pd.DataFrame(columns=cols)
+    where, params = ["p.branch = ?", "NOT p.correct", "p.actual IS NOT NULL"], [branch]
+    if labels:
+        where.append(f"p.actual IN ({', '.join('?' for _ in labels)})")
+        params.extend(labels)
+    return query(
+        snap,
+        "SELECT p.star_id, p.actual, p.label, p.prob, s.snr, p.split FROM predictions p "
+        "LEFT JOIN stars s USING (plate, mjd, fiberid) "
+        f"WHERE {' AND '.join(where)} ORDER BY p.prob DESC, p.star_id LIMIT ?",
+        [*params, int(limit)],
+    )
+
+
+# ----------------------------------------------------------------------------- runs
+@lru_cache(maxsize=8)
+def runs_tables(snap: Snapshot, rejects_limit: int = 200) -> dict[str, pd.DataFrame]:
+    """ingest_runs, scoring_runs, models, rejects (newest first), for the Runs page."""
+    out: dict[str, pd.DataFrame] = {}
+    specs = {
+        "ingest_runs": "SELECT * FROM ingest_runs ORDER BY started_at DESC",
+        "scoring_runs": "SELECT * FROM scoring_runs ORDER BY started_at DESC",
+        "models": "SELECT version, created_at, is_current, data_snapshot, code_version, "
+        "train_seconds, path FROM models ORDER BY created_at DESC",
+        "rejects": f'SELECT * FROM rejects ORDER BY "at" DESC LIMIT {int(rejects_limit)}',
+    }
+    for name, sql in specs.items():
+        out[name] = query(snap, sql) if has_table(snap, name) else pd.DataFrame()
+    return out
+
+
+@lru_cache(maxsize=8)
+def table_names(snap: Snapshot) -> tuple[str, ...]:
+    return tuple(
+        query(snap, "SELECT table_name FROM information_schema.tables ORDER BY table_name")[
+            "table_name"
+        ]
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+def topk_pairs(topk: Any) -> list[tuple[str, float]]:
+    """Normalize top-k from the table (list of {label, prob}) or the Predictor (pairs)."""
+    if topk is None or (isinstance(topk, float) and math.isnan(topk)):
+        return []
+    pairs = []
+    for item in list(topk):
+        if isinstance(item, dict):
+            pairs.append((str(item["label"]), float(item["prob"])))
+        else:
+            lab, p = item
+            pairs.append((str(lab), float(p)))
+    return pairs
+
+
+def star_json(snap: Snapshot, star_id: str) -> dict:
+    """What /api/star returns: label, predictions, metadata (JSON-safe)."""
+    rec = star_record(snap, star_id)
+    if rec is None:
+        raise StarNotFound(f"star {star_id} is not in the warehouse (snapshot {snap.id})")
+    preds = star_predictions(snap, star_id)
+    predictions = {
+        row["branch"]: {
+            "label": row["label"],
+            "prob": _json_safe(row["prob"]),
+            "topk": [{"label": lab, "prob": p} for lab, p in topk_pairs(row["topk"])],
+            "correct": _json_safe(row["correct"]),
+            "model_version": row["model_version"],
+        }
+        for _, row in preds.iterrows()
+    }
+    return {
+        "star_id": star_id,
+        "snapshot": snap.id,
+        "label": rec.get("label"),
+        "subclass": rec.get("subclass"),
+        "class": rec.get("class"),
+        "predictions": predictions,
+        "metadata": {k: _json_safe(v) for k, v in rec.items()},
+        "has_spectrum": bool(rec.get("has_spectrum")),
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    if _is_missing(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return json.loads(json.dumps(value, default=str))
+
+
+def wavelength() -> np.ndarray:
+    return _wavelength()
+
+
+@lru_cache(maxsize=1)
+def _wavelength() -> np.ndarray:
+    return grid.wavelength()
+
+
+__all__ = [
+    "BASELINES",
+    "MODEL_BRANCHES",
+    "Spectrum",
+    "StarNotFound",
+    "WarehouseEmpty",
+    "configure",
+    "current_snapshot",
+]

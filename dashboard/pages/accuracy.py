@@ -1,0 +1,279 @@
+"""Accuracy of a model version and branch: headline scores, confusion, per class, vs S/N.
+
+Clicking a confusion cell lists the stars in it, each linking to its lookup page.
+"""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, State, callback, dcc, html
+
+from startrack.dashboard import data, figures
+from startrack.dashboard.components import card, error_alert, frame_table, info_alert
+from startrack.warehouse.store import WarehouseEmpty
+
+SPLITS = (("test split", "test"), ("all stars", "all"))
+
+
+def layout(**_query) -> html.Div:
+    try:
+        snap = data.current_snapshot()
+        versions = list(data.model_versions(snap))
+    except WarehouseEmpty as exc:
+        return error_alert(str(exc), "No data")
+    if not versions:
+        return info_alert("No model metrics yet: run `startrack train` and `startrack score`.")
+    controls = dbc.Row(
+        [
+            dbc.Col(
+                [
+                    html.Div("Model version", className="small text-muted"),
+                    dcc.Dropdown(
+                        id="acc-version", options=versions, value=versions[0], clearable=False
+                    ),
+                ],
+                xs=12,
+                md=6,
+                lg=4,
+            ),
+            dbc.Col(
+                [
+                    html.Div("Branch", className="small text-muted"),
+                    dcc.Dropdown(id="acc-branch", clearable=False),
+                ],
+                xs=6,
+                md=3,
+                lg=2,
+            ),
+            dbc.Col(
+                [
+                    html.Div("Split", className="small text-muted"),
+                    dbc.RadioItems(
+                        id="acc-split",
+                        value="test",
+                        inline=True,
+                        options=[{"label": a, "value": b} for a, b in SPLITS],
+                    ),
+                ],
+                xs=6,
+                md=3,
+                lg=3,
+            ),
+            dbc.Col(
+                [
+                    html.Div("Confusion matrix", className="small text-muted"),
+                    dbc.RadioItems(
+                        id="acc-normalize",
+                        value="counts",
+                        inline=True,
+                        options=[
+                            {"label": "counts", "value": "counts"},
+                            {"label": "row-normalized", "value": "rows"},
+                        ],
+                    ),
+                ],
+                xs=12,
+                md=6,
+                lg=3,
+            ),
+        ],
+        className="g-2 mb-3",
+    )
+    return html.Div(
+        [
+            html.H4("Accuracy"),
+            controls,
+            html.Div(id="acc-cards", className="mb-2"),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        card(
+                            "Confusion matrix (click a cell for its stars)",
+                            dcc.Loading(
+                                dcc.Graph(id="acc-confusion", config={"displaylogo": False})
+                            ),
+                        ),
+                        xs=12,
+                        xl=7,
+                        className="mb-3",
+                    ),
+                    dbc.Col(
+                        [
+                            card(
+                                "Stars in the selected cell",
+                                html.Div(
+                                    id="acc-cell-stars",
+                                    children=html.P(
+                                        "click a cell of the confusion matrix",
+                                        className="text-muted small",
+                                    ),
+                                ),
+                            ),
+                        ],
+                        xs=12,
+                        xl=5,
+                        className="mb-3",
+                    ),
+                ],
+                className="g-2",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        card("All branches and baselines", html.Div(id="acc-headline")),
+                        xs=12,
+                        lg=6,
+                        className="mb-3",
+                    ),
+                    dbc.Col(
+                        card(
+                            "Accuracy against S/N",
+                            dcc.Graph(id="acc-snr", config={"displaylogo": False}),
+                        ),
+                        xs=12,
+                        lg=6,
+                        className="mb-3",
+                    ),
+                ],
+                className="g-2",
+            ),
+            card("Per class", html.Div(id="acc-classes")),
+        ]
+    )
+
+
+def branch_options(version: str | None) -> tuple[list[str], str | None]:
+    if not version:
+        return [], None
+    found = list(data.branches(data.current_snapshot(), version))
+    return found, ("fusion" if "fusion" in found else (found[0] if found else None))
+
+
+callback(
+    Output("acc-branch", "options"), Output("acc-branch", "value"), Input("acc-version", "value")
+)(branch_options)
+
+
+def _metric_card(name: str, value: float | None, n: int | None) -> dbc.Col:
+    text = "—" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
+    return dbc.Col(
+        dbc.Card(
+            dbc.CardBody(
+                [
+                    html.Div(name, className="small text-muted"),
+                    html.Div(
+                        text, className="fs-3 fw-bold", id=f"acc-value-{name.replace(' ', '-')}"
+                    ),
+                    html.Div(f"n = {n:,}" if n else "", className="small text-muted"),
+                ]
+            )
+        ),
+        xs=6,
+        md=3,
+    )
+
+
+def accuracy_view(
+    version: str | None, branch: str | None, split: str | None, normalize: str | None
+):
+    """-> (metric cards, headline table, confusion figure, per-class table, S/N figure)."""
+    if not version or not branch:
+        empty = figures.empty_figure("choose a model version and a branch")
+        return None, None, empty, None, empty
+    try:
+        snap = data.current_snapshot()
+    except WarehouseEmpty as exc:
+        empty = figures.empty_figure(str(exc))
+        return error_alert(str(exc), "No data"), None, empty, None, empty
+    split = split or "test"
+    head = data.headline_metrics(snap, version, split)
+    row = head[head["branch"] == branch]
+    get = (lambda c: row[c].iloc[0]) if not row.empty else (lambda c: None)
+    n = get("n")
+    cards = dbc.Row(
+        [
+            _metric_card("accuracy", get("accuracy"), None if n is None or pd.isna(n) else int(n)),
+            _metric_card("macro F1", get("macro_f1"), None),
+            _metric_card("within one subtype", get("within_one"), None),
+            dbc.Col(
+                html.Div(
+                    [
+                        html.Div("branch", className="small text-muted"),
+                        html.Div(branch, className="fs-5 fw-semibold"),
+                        html.Div(f"split: {split}", className="small text-muted"),
+                    ]
+                ),
+                xs=6,
+                md=3,
+            ),
+        ],
+        className="g-2",
+    )
+    headline = head.rename(columns={"within_one": "within one"})
+    matrix = data.confusion_matrix(data.confusion(snap, version, branch, split))
+    conf = figures.confusion_figure(matrix, normalize=normalize == "rows")
+    classes = data.class_metrics(snap, version, branch, split)
+    snr = figures.accuracy_snr_figure(data.accuracy_by_snr(snap, version, split))
+    return (
+        cards,
+        frame_table(headline, link_column=None),
+        conf,
+        frame_table(classes, link_column=None),
+        snr,
+    )
+
+
+callback(
+    Output("acc-cards", "children"),
+    Output("acc-headline", "children"),
+    Output("acc-confusion", "figure"),
+    Output("acc-classes", "children"),
+    Output("acc-snr", "figure"),
+    Input("acc-version", "value"),
+    Input("acc-branch", "value"),
+    Input("acc-split", "value"),
+    Input("acc-normalize", "value"),
+)(accuracy_view)
+
+
+def cell_stars(click: dict | None, version: str | None, branch: str | None, split: str | None):
+    """The stars of the clicked confusion cell (actual = row, predicted = column)."""
+    if not click or not click.get("points"):
+        return html.P("click a cell of the confusion matrix", className="text-muted small")
+    point = click["points"][0]
+    actual, predicted = str(point.get("y")), str(point.get("x"))
+    title = html.P(
+        [html.Strong(f"actual {actual} → predicted {predicted}"), f" ({branch}, {split})"],
+        className="small mb-1",
+        id="acc-cell-title",
+    )
+    if branch not in data.MODEL_BRANCHES:
+        return [title, info_alert("baselines keep no per-star predictions; pick a model branch")]
+    stars = data.confusion_stars(
+        data.current_snapshot(), version, branch, split or "test", actual, predicted
+    )
+    if stars.empty:
+        return [title, html.P("no stars in this cell", className="text-muted small")]
+    return [title, frame_table(stars, max_rows=200)]
+
+
+callback(
+    Output("acc-cell-stars", "children"),
+    Input("acc-confusion", "clickData"),
+    State("acc-version", "value"),
+    State("acc-branch", "value"),
+    State("acc-split", "value"),
+    prevent_initial_call=True,
+)(cell_stars)
+
+
+dash.register_page(
+    __name__,
+    path="/accuracy",
+    name="Accuracy",
+    title="StarTrack · accuracy",
+    order=1,
+    layout=layout,
+)

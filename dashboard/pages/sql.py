@@ -1,0 +1,128 @@
+"""Read-only SQL console: warehouse.sql.run_query with a row limit and a time limit.
+
+Anything but one SELECT/EXPLAIN statement is refused by ``check_statement``; the sandboxed
+read-only connection refuses file access, ATTACH, INSTALL and LOAD even inside a SELECT.
+"""
+
+from __future__ import annotations
+
+import time
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, html
+
+from startrack.dashboard import data
+from startrack.dashboard.components import error_alert, frame_table
+from startrack.warehouse.sql import QueryFailed, QueryRefused, run_query
+from startrack.warehouse.store import WarehouseEmpty
+
+ROW_LIMIT = 1000
+SHOWN_ROWS = 200
+TIME_LIMIT_S = 10.0
+DEFAULT_SQL = "SELECT label, count(*) AS stars, avg(snr) AS mean_snr\nFROM stars\nGROUP BY label\nORDER BY stars DESC"  # noqa: E501
+EXAMPLES = (
+    ("labels", DEFAULT_SQL),
+    (
+        "wrong fusion predictions",
+        "SELECT star_id, actual, label, prob FROM predictions\n"
+        "WHERE branch = 'fusion' AND NOT correct ORDER BY prob DESC LIMIT 50",
+    ),
+    (
+        "accuracy per branch",
+        "SELECT branch, split, value FROM metrics\n"
+        "WHERE metric = 'accuracy' AND snr_bin IS NULL ORDER BY branch, split",
+    ),
+    ("tables", "SELECT table_name, table_type FROM information_schema.tables ORDER BY 1"),
+)
+
+
+def layout(**_query) -> html.Div:
+    try:
+        tables = ", ".join(data.table_names(data.current_snapshot()))
+    except WarehouseEmpty:
+        tables = "(warehouse empty)"
+    examples = [
+        dbc.Button(
+            name,
+            id={"type": "sql-example", "index": i},
+            size="sm",
+            color="link",
+            className="p-0 me-3",
+        )
+        for i, (name, _) in enumerate(EXAMPLES)
+    ]
+    return html.Div(
+        [
+            html.H4("SQL (read-only)"),
+            html.P(
+                f"One SELECT (or WITH/DESCRIBE/SHOW/SUMMARIZE/EXPLAIN) over the current snapshot; "
+                f"at most {ROW_LIMIT:,} rows, stopped after {TIME_LIMIT_S:g} s. Tables: {tables}.",
+                className="small text-muted",
+            ),
+            html.Div(
+                [html.Span("Examples: ", className="small text-muted me-2"), *examples],
+                className="mb-2",
+            ),
+            dbc.Textarea(
+                id="sql-query",
+                value=DEFAULT_SQL,
+                rows=6,
+                spellCheck=False,
+                className="font-monospace mb-2",
+            ),
+            dbc.Button("Run", id="sql-run", color="primary", n_clicks=0, className="mb-3"),
+            html.Div(id="sql-result"),
+        ]
+    )
+
+
+def run_sql(sql: str | None) -> list:
+    """Result table, or a clear refusal / error message."""
+    try:
+        snap = data.current_snapshot()
+        t0 = time.perf_counter()
+        result = run_query(snap, sql or "", limit=ROW_LIMIT, timeout_s=TIME_LIMIT_S)
+        ms = (time.perf_counter() - t0) * 1e3
+    except QueryRefused as exc:
+        return [error_alert(str(exc), "Refused")]
+    except (QueryFailed, WarehouseEmpty) as exc:
+        return [error_alert(str(exc), "Query failed")]
+    note = f"{len(result.frame):,} rows" + (
+        f" (stopped at the {ROW_LIMIT:,}-row limit)" if result.truncated else ""
+    )
+    return [
+        html.P(
+            f"{note} · {ms:.0f} ms · snapshot {result.snapshot}",
+            className="small text-muted",
+            id="sql-summary",
+        ),
+        frame_table(result.frame, max_rows=SHOWN_ROWS),
+    ]
+
+
+callback(
+    Output("sql-result", "children"),
+    Input("sql-run", "n_clicks"),
+    State("sql-query", "value"),
+    prevent_initial_call=True,
+)(lambda _n, sql: run_sql(sql))
+
+
+def _example(n_clicks):
+    trig = dash.ctx.triggered_id
+    if not trig or not any(n_clicks):
+        return dash.no_update
+    return EXAMPLES[trig["index"]][1]
+
+
+callback(
+    Output("sql-query", "value"),
+    Input({"type": "sql-example", "index": dash.ALL}, "n_clicks"),
+    prevent_initial_call=True,
+)(_example)
+
+
+dash.register_page(
+    __name__, path="/sql", name="SQL", title="StarTrack · SQL", order=4, layout=layout
+)

@@ -1,0 +1,577 @@
+"""Star lookup: SDSS classification, the three model predictions, spectrum, photometry.
+
+The callbacks are plain functions (``lookup``, ``spectrum_view``, ``rerun``) registered with
+``dash.callback`` below, so tests call them directly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import dash
+import dash_bootstrap_components as dbc
+import numpy as np
+from dash import Input, Output, State, callback, ctx, dcc, html
+
+from startrack.dashboard import data, figures, overlay
+from startrack.dashboard.components import card, error_alert, fmt, info_alert
+from startrack.dashboard.lines import DEFAULT_GROUPS, GROUPS
+from startrack.dashboard.star_ids import EXAMPLE, InvalidStarId, from_parts, parse_star_id
+from startrack.labels import within_one_subtype
+from startrack.warehouse.store import WarehouseEmpty
+
+log = logging.getLogger(__name__)
+
+
+BRANCH_TITLES = {
+    "dense": "Dense (photometry)",
+    "lstm": "LSTM (spectrum)",
+    "fusion": "Fusion (both)",
+}
+SMOOTH_MARKS = {0: "off", 1: "1", 2: "2", 4: "4", 8: "8 px"}
+HIDE = {"display": "none"}
+SHOW: dict = {}
+
+
+# ----------------------------------------------------------------------------- layout
+def _examples() -> list:
+    try:
+        ids = data.example_star_ids(data.current_snapshot())
+    except WarehouseEmpty:
+        return []
+    links = [dcc.Link(s, href=f"/star/{s}", className="me-2 example-link") for s in ids]
+    return [html.Span("Examples: ", className="text-muted small me-1"), *links]
+
+
+def layout(star_id: str | None = None, **_query) -> html.Div:
+    lookup_card = dbc.Card(
+        dbc.CardBody(
+            [
+                html.Label(
+                    "Star id (PLATE-MJD-FIBER or spec file name)",
+                    htmlFor="star-input",
+                    className="form-label small text-muted",
+                ),
+                dbc.InputGroup(
+                    [
+                        dbc.Input(
+                            id="star-input",
+                            value=star_id or "",
+                            placeholder=EXAMPLE,
+                            debounce=False,
+                            type="text",
+                            autoComplete="off",
+                        ),
+                        dbc.Button("Look up", id="star-go", color="primary", n_clicks=0),
+                        dbc.Button(
+                            "Random", id="star-random", color="secondary", n_clicks=0, outline=True
+                        ),
+                    ],
+                    className="mb-2",
+                ),
+                dbc.Row(
+                    [
+                        dbc.Col(
+                            dbc.Input(id="star-plate", placeholder="plate", type="text", size="sm"),
+                            xs=3,
+                        ),
+                        dbc.Col(
+                            dbc.Input(id="star-mjd", placeholder="MJD", type="text", size="sm"),
+                            xs=3,
+                        ),
+                        dbc.Col(
+                            dbc.Input(id="star-fiber", placeholder="fiber", type="text", size="sm"),
+                            xs=3,
+                        ),
+                        dbc.Col(
+                            dbc.Button(
+                                "Go",
+                                id="star-go-parts",
+                                size="sm",
+                                color="primary",
+                                outline=True,
+                                n_clicks=0,
+                                className="w-100",
+                            ),
+                            xs=3,
+                        ),
+                    ],
+                    className="g-1 mb-2",
+                ),
+                html.Div(_examples(), className="small"),
+            ]
+        ),
+        className="mb-3",
+    )
+    spectrum_controls = dbc.Row(
+        [
+            dbc.Col(
+                [
+                    html.Div("Line markers", className="small text-muted"),
+                    dbc.Checklist(
+                        id="star-lines",
+                        options=[{"label": g, "value": g} for g in GROUPS],
+                        value=list(DEFAULT_GROUPS),
+                        inline=True,
+                        className="small",
+                    ),
+                ],
+                xs=12,
+                lg=6,
+            ),
+            dbc.Col(
+                [
+                    html.Div("Smoothing (Gaussian σ, pixels)", className="small text-muted"),
+                    dcc.Slider(
+                        id="star-smooth", min=0, max=8, step=None, value=0, marks=SMOOTH_MARKS
+                    ),
+                ],
+                xs=12,
+                md=6,
+                lg=3,
+            ),
+            dbc.Col(
+                [
+                    html.Div("Template overlay", className="small text-muted"),
+                    dbc.Checklist(
+                        id="star-templates",
+                        value=["predicted", "actual"],
+                        inline=True,
+                        className="small",
+                        options=[
+                            {"label": "predicted class", "value": "predicted"},
+                            {"label": "SDSS class", "value": "actual"},
+                        ],
+                    ),
+                ],
+                xs=12,
+                md=6,
+                lg=3,
+            ),
+        ],
+        className="g-2",
+    )
+    rerun = html.Div(
+        [
+            dbc.Button("Re-run inference", id="star-rerun", color="warning", n_clicks=0, size="sm"),
+            dcc.Loading(html.Div(id="star-rerun-out", className="mt-2"), type="dot"),
+        ]
+    )
+    result = html.Div(
+        id="star-result",
+        style=HIDE,
+        children=[
+            html.Div(id="star-info"),
+            dbc.Card(
+                [
+                    dbc.CardHeader("Spectrum"),
+                    dbc.CardBody(
+                        [
+                            spectrum_controls,
+                            dcc.Loading(
+                                dcc.Graph(
+                                    id="star-spectrum",
+                                    config={"displaylogo": False},
+                                    figure=figures.empty_figure(""),
+                                ),
+                                type="default",
+                            ),
+                        ]
+                    ),
+                ],
+                className="mb-3",
+            ),
+            dbc.Card(
+                [dbc.CardHeader("Re-run inference with the current model"), dbc.CardBody(rerun)],
+                className="mb-3",
+            ),
+        ],
+    )
+    return html.Div(
+        [
+            dcc.Store(id="star-initial", data=star_id),
+            dcc.Store(id="star-current"),
+            dbc.Row(
+                [
+                    dbc.Col(lookup_card, xs=12, lg=5, xl=4),
+                    dbc.Col(html.Div(id="star-alert"), xs=12, lg=7, xl=8),
+                ]
+            ),
+            result,
+        ]
+    )
+
+
+# ----------------------------------------------------------------------------- lookup
+def resolve_query(
+    trigger: str | None, text: str | None, plate=None, mjd=None, fiber=None, initial=None
+) -> str | None:
+    """Canonical star id of what the user asked for (raises InvalidStarId); None = nothing yet."""
+    if trigger == "star-random":
+        sid = data.random_star_id(data.current_snapshot())
+        if sid is None:
+            raise InvalidStarId("the warehouse has no stars yet")
+        return sid
+    if trigger == "star-go-parts":
+        return from_parts(plate, mjd, fiber).star_id
+    if trigger in ("star-go", "star-input"):
+        return parse_star_id(text).star_id
+    if initial:
+        return parse_star_id(initial).star_id
+    return None
+
+
+def lookup(
+    trigger: str | None, text: str | None, plate=None, mjd=None, fiber=None, initial=None
+) -> tuple:
+    """-> (current star id, alert, info children, result style)."""
+    try:
+        star_id = resolve_query(trigger, text, plate, mjd, fiber, initial)
+        if star_id is None:
+            hint = info_alert(
+                f"Enter a star id such as {EXAMPLE}, pick an example, or press Random."
+            )
+            return None, hint, None, HIDE
+        snap = data.current_snapshot()
+        rec = data.star_record(snap, star_id)
+        if rec is None:
+            msg = f"star {star_id} is not in the warehouse (snapshot {snap.id}). Try Random or an example."  # noqa: E501
+            return None, error_alert(msg, "Unknown star"), None, HIDE
+        return star_id, None, star_info(snap, star_id, rec), SHOW
+    except InvalidStarId as exc:
+        return None, error_alert(str(exc), "Invalid id"), None, HIDE
+    except WarehouseEmpty as exc:
+        return None, error_alert(str(exc), "No data"), None, HIDE
+
+
+def _on_lookup(go, submit, parts, rand, text, plate, mjd, fiber, initial):
+    trigger = ctx.triggered_id
+    if trigger == "star-initial":
+        trigger = None
+    return lookup(trigger, text, plate, mjd, fiber, initial)
+
+
+callback(
+    Output("star-current", "data"),
+    Output("star-alert", "children"),
+    Output("star-info", "children"),
+    Output("star-result", "style"),
+    Input("star-go", "n_clicks"),
+    Input("star-input", "n_submit"),
+    Input("star-go-parts", "n_clicks"),
+    Input("star-random", "n_clicks"),
+    State("star-input", "value"),
+    State("star-plate", "value"),
+    State("star-mjd", "value"),
+    State("star-fiber", "value"),
+    Input("star-initial", "data"),
+)(_on_lookup)
+
+
+# ----------------------------------------------------------------------------- star info
+def _verdict(actual: str | None, predicted: str | None) -> dbc.Badge:
+    if not actual:
+        return dbc.Badge("no SDSS label", color="secondary", className="ms-1")
+    if predicted == actual:
+        return dbc.Badge("✓ right", color="success", className="ms-1 verdict-right")
+    if within_one_subtype(actual, predicted):
+        return dbc.Badge(
+            "≈ within one subtype",
+            color="warning",
+            text_color="dark",
+            className="ms-1 verdict-near",
+        )
+    return dbc.Badge("✗ wrong", color="danger", className="ms-1 verdict-wrong")
+
+
+def _topk_bars(pairs: list[tuple[str, float]], actual: str | None) -> html.Div:
+    rows = []
+    for lab, p in pairs:
+        color = "success" if lab == actual else "info"
+        rows.append(
+            dbc.Row(
+                [
+                    dbc.Col(html.Span(lab, className="small fw-semibold"), width=3),
+                    dbc.Col(
+                        dbc.Progress(
+                            value=100 * p, color=color, style={"height": "0.8rem"}, className="mt-1"
+                        ),
+                        width=6,
+                    ),
+                    dbc.Col(html.Span(f"{100 * p:.1f}%", className="small"), width=3),
+                ],
+                className="g-1",
+            )
+        )
+    return html.Div(rows)
+
+
+def prediction_cards(preds, actual: str | None, title_suffix: str = "") -> dbc.Row:
+    """One card per branch: label, probability, top-k, right/wrong against SDSS."""
+    cols = []
+    by_branch = (
+        {row["branch"]: row for _, row in preds.iterrows()} if hasattr(preds, "iterrows") else preds
+    )
+    for branch, title in BRANCH_TITLES.items():
+        row = by_branch.get(branch)
+        if row is None:
+            body = html.P(
+                "no prediction (no spectrum)" if branch == "lstm" else "not scored yet",
+                className="text-muted small mb-0",
+            )
+        else:
+            body = [
+                html.Div(
+                    [
+                        html.Span(row["label"], className="fs-4 fw-bold pred-label"),
+                        html.Span(f" {100 * float(row['prob']):.1f}%", className="text-muted ms-1"),
+                        _verdict(actual, row["label"]),
+                    ],
+                ),
+                _topk_bars(data.topk_pairs(row.get("topk")), actual),
+            ]
+        cols.append(
+            dbc.Col(
+                card(title + title_suffix, body, id=f"pred-card-{branch}"),
+                xs=12,
+                md=4,
+                className="mb-2",
+            )
+        )
+    return dbc.Row(cols, className="g-2")
+
+
+def _kv(rows: list[tuple[str, object]]) -> dbc.Table:
+    return dbc.Table(
+        html.Tbody(
+            [
+                html.Tr(
+                    [
+                        html.Th(k, className="small text-muted fw-normal"),
+                        html.Td(fmt(v, 6) if isinstance(v, float) else fmt(v)),
+                    ]
+                )
+                for k, v in rows
+            ]
+        ),
+        size="sm",
+        borderless=True,
+        className="mb-0",
+    )
+
+
+def star_info(snap, star_id: str, rec: dict) -> list:
+    """Classification, predictions, photometry and metadata of one star."""
+    preds = data.star_predictions(snap, star_id)
+    actual = rec.get("label")
+    classification = _kv(
+        [
+            ("class", rec.get("class")),
+            ("subclass (raw SDSS)", rec.get("subclass")),
+            ("label (normalized)", actual),
+            ("family", rec.get("label_family")),
+            ("spectral type (O0=0 … M9=69)", rec.get("spectral_type")),
+            ("luminosity class", rec.get("luminosity_class")),
+            ("ELODIE type", rec.get("elodie_sptype") or "—"),
+        ]
+    )
+    bands = data.BANDS
+    phot = dbc.Table(
+        [
+            html.Thead(html.Tr([html.Th("")] + [html.Th(b) for b in bands])),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [html.Th("mag", className="fw-normal")]
+                        + [html.Td(fmt(rec.get(f"mag_{b}"), 4)) for b in bands]
+                    ),
+                    html.Tr(
+                        [html.Th("± err", className="fw-normal")]
+                        + [html.Td(fmt(rec.get(f"magerr_{b}"), 2)) for b in bands]
+                    ),
+                ]
+            ),
+        ],
+        size="sm",
+        className="mb-2",
+    )
+    colors = []
+    for a, b in itertools.pairwise(bands):
+        ma, mb = rec.get(f"mag_{a}"), rec.get(f"mag_{b}")
+        colors.append((f"{a} − {b}", None if ma is None or mb is None else ma - mb))
+    z = rec.get("z")
+    meta = _kv(
+        [
+            ("RA, Dec [deg]", f"{fmt(rec.get('ra'), 7)}, {fmt(rec.get('dec'), 7)}"),
+            ("z", f"{fmt(z, 3)} ± {fmt(rec.get('zerr'), 2)}"),
+            ("radial velocity [km/s]", None if z is None else float(z) * 299_792.458),
+            ("S/N (median per pixel)", rec.get("snr")),
+            ("specobjid", rec.get("specobjid")),
+            ("has spectrum", rec.get("has_spectrum")),
+            ("source / ingest run", f"{rec.get('source')} / {rec.get('ingest_run')}"),
+        ]
+    )
+    model = preds["model_version"].iloc[0] if not preds.empty else None
+    header = html.Div(
+        [
+            html.H4(
+                ["Star ", html.Span(star_id, id="star-title-id")], className="mb-0 d-inline me-3"
+            ),
+            dcc.Link("permalink", href=f"/star/{star_id}", className="small me-3"),
+            html.A("JSON", href=f"/api/star/{star_id}", className="small me-3", target="_blank"),
+            html.Span(
+                f"snapshot {snap.id}" + (f" · model {model}" if model else ""),
+                className="small text-muted",
+            ),
+        ],
+        className="mb-2",
+    )
+    return [
+        header,
+        dbc.Row(
+            [
+                dbc.Col(
+                    card("SDSS classification", classification), xs=12, md=6, xl=3, className="mb-2"
+                ),
+                dbc.Col(prediction_cards(preds, actual), xs=12, xl=9, className="mb-2"),
+            ],
+            className="g-2",
+        ),
+        dbc.Row(
+            [
+                dbc.Col(
+                    card("Photometry (SDSS ugriz, AB)", [phot, _kv(colors)]),
+                    xs=12,
+                    md=6,
+                    className="mb-2",
+                ),
+                dbc.Col(card("Metadata", meta), xs=12, md=6, className="mb-2"),
+            ],
+            className="g-2",
+        ),
+    ]
+
+
+# ----------------------------------------------------------------------------- spectrum
+def spectrum_view(
+    star_id: str | None, groups: list[str] | None, smooth: float | None, overlays: list[str] | None
+):
+    """The spectrum figure of the current star (or a figure saying why there is none)."""
+    if not star_id:
+        return figures.empty_figure("")
+    try:
+        snap = data.current_snapshot()
+    except WarehouseEmpty as exc:
+        return figures.empty_figure(str(exc))
+    spec = data.spectrum(snap, star_id)
+    if spec is None:
+        return figures.empty_figure(f"{star_id} has photometry only: no spectrum in the warehouse")
+    s, e = spec.pix_start, spec.pix_end
+    wave = data.wavelength()[s:e]
+    flux, ivar, mask = spec.flux[s:e], spec.ivar[s:e], spec.mask[s:e]
+    templates = {}
+    rec = data.star_record(snap, star_id) or {}
+    preds = data.star_predictions(snap, star_id)
+    wanted = []
+    if "predicted" in (overlays or []) and not preds.empty:
+        fusion = preds[preds["branch"] == "fusion"]
+        label = (fusion if not fusion.empty else preds)["label"].iloc[0]
+        wanted.append((f"template {label} (predicted)", label))
+    if "actual" in (overlays or []) and rec.get("label"):
+        wanted.append((f"template {rec['label']} (SDSS)", rec["label"]))
+    path = str(data._state.templates_path) if data._state and data._state.templates_path else None
+    for name, label in wanted:
+        tmpl = overlay.template_on_grid(label, path)
+        if tmpl is None:
+            continue
+        scaled = overlay.scale_template(flux.astype(np.float64), ivar, mask, tmpl[s:e])
+        if scaled is not None:
+            templates[name] = scaled
+    return figures.spectrum_figure(
+        wave,
+        flux,
+        ivar,
+        mask,
+        line_groups=groups or [],
+        smooth_px=float(smooth or 0),
+        templates=templates,
+    )
+
+
+callback(
+    Output("star-spectrum", "figure"),
+    Input("star-current", "data"),
+    Input("star-lines", "value"),
+    Input("star-smooth", "value"),
+    Input("star-templates", "value"),
+)(spectrum_view)
+
+
+# ----------------------------------------------------------------------------- re-run
+def rerun(n_clicks: int | None, star_id: str | None):
+    """Run the current model on the star now and compare with the stored prediction."""
+    if not n_clicks or not star_id:
+        return None
+    from startrack.dashboard.rerun import InferenceUnavailable, rerun_inference
+
+    try:
+        snap = data.current_snapshot()
+        result = rerun_inference(snap, star_id)
+    except (InferenceUnavailable, data.StarNotFound, WarehouseEmpty) as exc:
+        return error_alert(str(exc), "Cannot run the model")
+    except Exception as exc:  # the model code is another part's; never show a traceback
+        log.exception("re-run inference failed for %s", star_id)
+        return error_alert(f"{type(exc).__name__}: {exc}", "Inference failed")
+    actual = (data.star_record(snap, star_id) or {}).get("label")
+    rows = {}
+    for branch, pred in result["branches"].items():
+        if pred is not None:
+            rows[branch] = {
+                "branch": branch,
+                "label": pred["label"],
+                "prob": pred["prob"],
+                "topk": pred["topk"],
+            }
+    matches = result.get("matches", {})
+    same = [b for b, m in matches.items() if m]
+    differ = [b for b, m in matches.items() if m is False]
+    summary = [
+        html.Span(
+            f"model {result.get('model_version')} · {result['latency_ms']:.0f} ms · ",
+            id="star-rerun-latency",
+        ),
+        dbc.Badge(f"matches stored: {', '.join(same)}", color="success", className="me-1")
+        if same
+        else None,
+        dbc.Badge(f"differs from stored: {', '.join(differ)}", color="danger") if differ else None,
+    ]
+    return html.Div(
+        [html.P(summary, className="small mb-2"), prediction_cards(rows, actual, " · now")],
+        id="star-rerun-result",
+    )
+
+
+def _on_rerun(n_clicks: int | None, star_id: str | None):
+    if ctx.triggered_id == "star-current":  # a new star: clear the previous star's answer
+        return None
+    return rerun(n_clicks, star_id)
+
+
+callback(
+    Output("star-rerun-out", "children"),
+    Input("star-rerun", "n_clicks"),
+    Input("star-current", "data"),
+    prevent_initial_call=True,
+)(_on_rerun)
+
+
+dash.register_page(
+    __name__,
+    path="/",
+    path_template="/star/<star_id>",
+    name="Star",
+    title="StarTrack · star",
+    order=0,
+    layout=layout,
+)

@@ -1,0 +1,443 @@
+"""Training loop for the multimodal classifier, on plain numpy arrays.
+
+Class set: the normalized labels with at least ``min_class_count`` training stars; stars with a
+rarer (or no) label are left out of training and validation and the model never predicts them.
+Each epoch uses every training star with a spectrum plus ``phot_per_spec`` times as many
+photometry-only stars (resampled each epoch), so both branches learn although the warehouse
+holds ~32x more photometry-only stars. Loss = dense + fusion (all stars) + lstm (stars with a
+spectrum), class-weighted by inverse sqrt frequency, with label smoothing. Early stopping on the
+validation fusion macro-F1 (mean of stars with and without a spectrum, so neither dominates).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import f1_score
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from startrack.labels import normalize_subclass, sort_key
+from startrack.ml.augment import (
+    AugmentConfig,
+    augment_photometry,
+    augment_spectra,
+    median_snr,
+    neighbour_mix,
+)
+from startrack.ml.calibration import fit_temperature
+from startrack.ml.features import (
+    FEATURE_NAMES,
+    RAW_COLUMNS,
+    SPECTRUM_CHANNELS,
+    Standardizer,
+    magerr_matrix,
+    normalized_spectra,
+    raw_matrix,
+    spectrum_channels,
+    split_of,
+    tabular_features,
+)
+from startrack.ml.inference import Spectra, batched_logits
+from startrack.ml.model import HEADS, ModelConfig, StarClassifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """What training needs, as arrays.
+
+    stars: one row per star with star_id, label (normalized), spectral_type, z, snr, mag_u..z,
+    magerr_u..z. flux/ivar (n_spec, NPIX) float32, mask bool, norm (n_spec,). spec_row (n,)
+    maps each star to its spectrum row, -1 when it has none. split: 'train'/'val'/'test' per
+    star; computed with split_of(star_id) when None.
+    """
+
+    stars: pd.DataFrame
+    flux: np.ndarray
+    ivar: np.ndarray
+    mask: np.ndarray
+    norm: np.ndarray
+    spec_row: np.ndarray
+    split: np.ndarray | None = None
+    snapshot_id: str | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.stars)
+        self.stars = self.stars.reset_index(drop=True)
+        self.spec_row = np.asarray(self.spec_row, dtype=np.int64)
+        if len(self.spec_row) != n:
+            raise ValueError(f"spec_row has {len(self.spec_row)} entries for {n} stars")
+        for col in ("star_id", "label"):
+            if col not in self.stars.columns:
+                raise ValueError(f"stars needs a {col!r} column")
+        if self.split is None:
+            self.split = np.array([split_of(s) for s in self.stars["star_id"]], dtype=object)
+        self.split = np.asarray(self.split, dtype=object)
+
+    def spectra(self) -> Spectra:
+        return Spectra(self.flux, self.ivar, self.mask, self.norm, self.spec_row)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 64  #: stars with a spectrum per batch
+    phot_per_spec: float = 2.0  #: photometry-only stars per spectrum star in a batch
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    label_smoothing: float = 0.05
+    dense_hidden: int = 128
+    lstm_hidden: int = 64
+    d_model: int = 64
+    dropout: float = 0.1
+    patience: int = 4
+    min_class_count: int = 20
+    max_train_stars: int | None = None
+    time_budget_s: float | None = None  #: stop after the epoch that crosses this
+    seed: int = 0
+    threads: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["augment"] = self.augment.to_dict()
+        return d
+
+
+@dataclass
+class TrainResult:
+    model: StarClassifier
+    meta: dict  #: model.json content (labels, features, temperatures, metrics, ...)
+    history: list[dict]
+
+
+def class_set(labels: pd.Series, min_count: int) -> list[str]:
+    """Labels with at least min_count stars, ordered along the MK sequence."""
+    counts = labels.dropna().value_counts()
+    keep = [lab for lab, c in counts.items() if c >= min_count]
+    return sorted(keep, key=sort_key)
+
+
+def neighbour_matrix(classes: list[str]) -> torch.Tensor:
+    """(K, K) True where two MK classes are adjacent along the spectral sequence."""
+    k = len(classes)
+    types = [normalize_subclass(c).spectral_type for c in classes]
+    mk = sorted((t, i) for i, t in enumerate(types) if t is not None)
+    out = torch.zeros(k, k, dtype=torch.bool)
+    for (_, a), (_, b) in itertools.pairwise(mk):
+        out[a, b] = out[b, a] = True
+    return out
+
+
+def _macro_f1(y: np.ndarray, logits: np.ndarray, rows: np.ndarray) -> float:
+    if not rows.any():
+        return float("nan")
+    return float(f1_score(y[rows], logits[rows].argmax(1), average="macro", zero_division=0))
+
+
+def _batches(spec_idx, phot_idx, cfg: TrainConfig, rng: np.random.Generator):
+    """Yield index arrays mixing spectrum stars and photometry-only stars."""
+    spec = rng.permutation(spec_idx)
+    n_phot = min(len(phot_idx), round(cfg.phot_per_spec * max(len(spec), 1)))
+    if len(spec) == 0:  # photometry-only training set
+        n_phot = min(len(phot_idx), max(cfg.batch_size * 16, 4096))
+    phot = rng.choice(phot_idx, size=n_phot, replace=False) if n_phot else phot_idx[:0]
+    n_batches = max(1, math.ceil(max(len(spec), 1) / cfg.batch_size))
+    if len(spec) == 0:
+        n_batches = max(1, math.ceil(n_phot / (cfg.batch_size * (1 + cfg.phot_per_spec))))
+    for s, p in zip(np.array_split(spec, n_batches), np.array_split(phot, n_batches), strict=True):
+        yield np.concatenate([s, p])
+
+
+def train_model(
+    data: TrainingData, config: TrainConfig | None = None, progress: bool = True
+) -> TrainResult:
+    """Train, early-stop, calibrate; returns the model and its metadata (not yet saved)."""
+    cfg = config or TrainConfig()
+    t_start = time.monotonic()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    stars = data.stars
+    split = data.split
+    train_all = np.flatnonzero(split == "train")
+    classes = class_set(stars["label"].iloc[train_all], cfg.min_class_count)
+    if len(classes) < 2:
+        raise ValueError(
+            f"need at least 2 labels with >= {cfg.min_class_count} training stars, got {classes}"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    y = stars["label"].map(index).fillna(-1).to_numpy(np.int64)
+    known = y >= 0
+    train_idx = np.flatnonzero((split == "train") & known)
+    if cfg.max_train_stars and len(train_idx) > cfg.max_train_stars:
+        # keep spectrum stars first: they are the scarce ones
+        has = data.spec_row[train_idx] >= 0
+        order = np.concatenate([rng.permutation(train_idx[has]), rng.permutation(train_idx[~has])])
+        train_idx = np.sort(order[: cfg.max_train_stars])
+    val_idx = np.flatnonzero((split == "val") & known)
+    dropped = int(((split == "train") & ~known).sum())
+    log.info(
+        "%d classes; train %d stars (%d with spectra), val %d; %d training stars with rare or "
+        "missing labels left out",
+        len(classes),
+        len(train_idx),
+        int((data.spec_row[train_idx] >= 0).sum()),
+        len(val_idx),
+        dropped,
+    )
+
+    raw_all = raw_matrix(stars)
+    magerr_all = magerr_matrix(stars)
+    stats = Standardizer.fit(tabular_features(torch.from_numpy(raw_all[train_idx])).numpy())
+
+    # normalize the spectra once (flux/norm, ivar*norm^2); batches index into these
+    flux_n, ivar_n, mask_n = normalized_spectra(data.flux, data.ivar, data.mask, data.norm)
+    ones = np.ones(len(data.norm), dtype=np.float32)
+    norm_spectra = Spectra(flux_n.numpy(), ivar_n.numpy(), mask_n.numpy(), ones, data.spec_row)
+
+    counts = np.bincount(y[train_idx], minlength=len(classes)).astype(np.float64)
+    weights = 1.0 / np.sqrt(np.maximum(counts, 1.0))
+    weights = torch.as_tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
+    neighbours = neighbour_matrix(classes)
+    mk_class = torch.as_tensor(
+        [normalize_subclass(c).family == "MK" for c in classes], dtype=torch.bool
+    )
+
+    mcfg = ModelConfig(
+        n_classes=len(classes),
+        dense_hidden=cfg.dense_hidden,
+        lstm_hidden=cfg.lstm_hidden,
+        d_model=cfg.d_model,
+        dropout=cfg.dropout,
+    )
+    model = StarClassifier(mcfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    spec_train = train_idx[data.spec_row[train_idx] >= 0]
+    phot_train = train_idx[data.spec_row[train_idx] < 0]
+    steps_per_epoch = sum(
+        1 for _ in _batches(spec_train, phot_train, cfg, np.random.default_rng(0))
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
+
+    best = (-np.inf, None, 0)  # score, state, epoch
+    history: list[dict] = []
+    bad_epochs = 0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        t0 = time.monotonic()
+        sums = dict.fromkeys(HEADS, 0.0)
+        n_steps = 0
+        bar = tqdm(
+            list(_batches(spec_train, phot_train, cfg, rng)),
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for idx in bar:
+            losses = _train_step(
+                model,
+                idx,
+                data.spec_row,
+                norm_spectra,
+                raw_all,
+                magerr_all,
+                y,
+                stats,
+                weights,
+                neighbours,
+                mk_class,
+                gen,
+                cfg,
+            )
+            loss = sum(losses.values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if n_steps < steps_per_epoch:
+                sched.step()
+            n_steps += 1
+            for h, v in losses.items():
+                sums[h] += float(v.detach())
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        logits = batched_logits(model, stats, raw_all[val_idx], _subset(norm_spectra, val_idx))
+        has_val = data.spec_row[val_idx] >= 0
+        yv = y[val_idx]
+        f1_spec = _macro_f1(yv, logits["fusion"], has_val)
+        f1_phot = _macro_f1(yv, logits["fusion"], ~has_val)
+        score = (
+            float(np.nanmean([f1_spec, f1_phot])) if len(val_idx) else -float(sum(sums.values()))
+        )
+        row = {
+            "epoch": epoch,
+            "seconds": round(time.monotonic() - t0, 2),
+            **{f"loss_{h}": sums[h] / max(n_steps, 1) for h in HEADS},
+            "val_f1_fusion_spectrum": f1_spec,
+            "val_f1_fusion_photometry": f1_phot,
+            "val_f1_lstm": _macro_f1(yv, logits["lstm"], has_val),
+            "val_f1_dense": _macro_f1(yv, logits["dense"], np.ones_like(has_val)),
+            "score": score,
+        }
+        history.append(row)
+        log.info(
+            "epoch %d: loss dense %.3f lstm %.3f fusion %.3f | val macro-F1 fusion spec %.3f "
+            "phot %.3f lstm %.3f dense %.3f (%.1fs)",
+            epoch,
+            row["loss_dense"],
+            row["loss_lstm"],
+            row["loss_fusion"],
+            f1_spec,
+            f1_phot,
+            row["val_f1_lstm"],
+            row["val_f1_dense"],
+            row["seconds"],
+        )
+        if score > best[0]:
+            best = (score, {k: v.clone() for k, v in model.state_dict().items()}, epoch)
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                log.info("early stop after epoch %d (best %d)", epoch, best[2])
+                break
+        if cfg.time_budget_s and time.monotonic() - t_start > cfg.time_budget_s:
+            log.info("time budget %.0fs reached after epoch %d", cfg.time_budget_s, epoch)
+            break
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+    model.eval()
+
+    temperatures, val_metrics = _calibrate(model, stats, raw_all, norm_spectra, y, val_idx, data)
+    meta = {
+        "labels": classes,
+        "features": {
+            "names": list(FEATURE_NAMES),
+            "raw_columns": list(RAW_COLUMNS),
+            "spectrum_channels": list(SPECTRUM_CHANNELS),
+            "stats": stats.to_dict(),
+        },
+        "hyperparameters": cfg.to_dict(),
+        "temperatures": temperatures,
+        "metrics": {"validation": val_metrics, "best_epoch": best[2], "epochs_run": len(history)},
+        "history": history,
+        "class_counts_train": dict(zip(classes, counts.astype(int).tolist(), strict=True)),
+        "training": {
+            "n_train": len(train_idx),
+            "n_train_spectra": len(spec_train),
+            "n_val": len(val_idx),
+            "n_left_out_rare": dropped,
+            "seconds": round(time.monotonic() - t_start, 1),
+            "split": "blake2b(star_id): train < 0.8 <= val < 0.9 <= test",
+        },
+        "data_snapshot": data.snapshot_id,
+    }
+    return TrainResult(model, meta, history)
+
+
+def _subset(spectra: Spectra, idx: np.ndarray) -> Spectra:
+    return Spectra(spectra.flux, spectra.ivar, spectra.mask, spectra.norm, spectra.row[idx])
+
+
+def _train_step(
+    model,
+    idx,
+    spec_row,
+    spectra: Spectra,
+    raw_all,
+    magerr_all,
+    y,
+    stats,
+    weights,
+    neighbours,
+    mk_class,
+    gen,
+    cfg: TrainConfig,
+) -> dict[str, torch.Tensor]:
+    """Augment one batch and return the per-head losses."""
+    rows = spec_row[idx]
+    has = torch.as_tensor(rows >= 0)
+    raw = torch.from_numpy(raw_all[idx])
+    magerr = torch.from_numpy(magerr_all[idx])
+    yb = torch.from_numpy(y[idx])
+    targets = F.one_hot(yb, len(weights)).float()
+    ebv = torch.zeros(len(idx))
+    x = None
+    if bool(has.any()):
+        r = rows[rows >= 0]
+        flux = torch.from_numpy(spectra.flux[r])
+        ivar = torch.from_numpy(spectra.ivar[r])
+        mask = torch.from_numpy(spectra.mask[r])
+        snr0 = median_snr(ivar, mask)
+        flux, ivar, mask, ebv_s, snr1 = augment_spectra(flux, ivar, mask, gen, cfg.augment)
+        ebv[has] = ebv_s
+        # keep the tabular S/N consistent with the noise we added
+        ratio = torch.where(snr0 > 0, snr1 / snr0.clamp(min=1e-3), torch.ones_like(snr0))
+        raw[has, 6] = raw[has, 6] * ratio.clamp(max=1.0)
+        # neighbouring-type mixing among the spectrum stars
+        sub_raw, sub_t = raw[has], targets[has]
+        eligible = mk_class[yb[has]]
+        flux, ivar, mask, sub_raw, sub_t = neighbour_mix(
+            flux, ivar, mask, sub_raw, sub_t, yb[has], neighbours, eligible, gen, cfg.augment.p_mix
+        )
+        raw[has], targets[has] = sub_raw, sub_t
+        x = spectrum_channels(flux, ivar, mask)
+    no_spec = ~has
+    redden = no_spec & (torch.rand(len(idx), generator=gen) < cfg.augment.p_redden)
+    ebv[redden] = cfg.augment.max_ebv * torch.rand(int(redden.sum()), generator=gen)
+    raw = augment_photometry(raw, magerr, ebv, gen, cfg.augment)
+    tab = stats.apply(tabular_features(raw))
+    out = model(tab, x, has)
+    ce = dict(weight=weights, label_smoothing=cfg.label_smoothing)
+    losses = {
+        "dense": F.cross_entropy(out["dense"], targets, **ce),
+        "fusion": F.cross_entropy(out["fusion"], targets, **ce),
+    }
+    losses["lstm"] = (
+        F.cross_entropy(out["lstm"][has], targets[has], **ce)
+        if bool(has.any())
+        else out["lstm"].sum() * 0
+    )
+    return losses
+
+
+def _calibrate(model, stats, raw_all, spectra, y, val_idx, data):
+    """Per-head temperatures on the validation split, plus quick validation accuracies."""
+    if len(val_idx) == 0:
+        return dict.fromkeys(HEADS, 1.0), {}
+    logits = batched_logits(model, stats, raw_all[val_idx], _subset(spectra, val_idx))
+    has = data.spec_row[val_idx] >= 0
+    yv = torch.from_numpy(y[val_idx])
+    temps, metrics = {}, {}
+    for h in HEADS:
+        rows = has if h == "lstm" else np.ones_like(has)
+        lg = torch.from_numpy(logits[h][rows])
+        temps[h] = fit_temperature(lg, yv[rows])
+        if rows.any():
+            metrics[f"{h}_accuracy"] = float((lg.argmax(1) == yv[rows]).float().mean())
+            metrics[f"{h}_nll"] = float(F.cross_entropy(lg / temps[h], yv[rows]))
+    if has.any():
+        metrics["fusion_accuracy_spectrum"] = float(
+            (logits["fusion"][has].argmax(1) == y[val_idx][has]).mean()
+        )
+    if (~has).any():
+        metrics["fusion_accuracy_photometry"] = float(
+            (logits["fusion"][~has].argmax(1) == y[val_idx][~has]).mean()
+        )
+    metrics["n_val"] = len(val_idx)
+    metrics["n_val_spectra"] = int(has.sum())
+    return temps, metrics

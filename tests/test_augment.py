@@ -1,0 +1,124 @@
+"""Training augmentations: shapes and masks kept, physics right (RV shift, dust, noise)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from startrack.grid import C_KMS, DLOGLAM, NPIX
+from startrack.ml import augment as A
+
+
+def _line_spectra(b: int = 4, center: float = 2000.0, snr: float = 50.0):
+    x = torch.arange(NPIX, dtype=torch.float32)
+    flux = (1 - 0.5 * torch.exp(-0.5 * ((x - center) / 3.0) ** 2)).repeat(b, 1)
+    ivar = torch.full((b, NPIX), snr**2)
+    mask = torch.zeros(b, NPIX, dtype=torch.bool)
+    mask[:, :100] = True
+    flux[mask], ivar[mask] = 0, 0
+    return flux, ivar, mask
+
+
+def _centroid(flux: torch.Tensor, lo: int = 1950, hi: int = 2050) -> np.ndarray:
+    depth = (1 - flux[:, lo:hi]).clamp(min=0)
+    pos = torch.arange(lo, hi, dtype=torch.float32)
+    return ((depth * pos).sum(1) / depth.sum(1)).numpy()
+
+
+def test_rv_shift_moves_a_line_by_the_expected_pixels():
+    flux, ivar, mask = _line_spectra(3)
+    v = torch.tensor([-250.0, 0.0, 172.5])
+    out, _, _ = A.rv_shift(flux, ivar, mask, v)
+    expected = 2000.0 + np.log10(1 + v.double().numpy() / C_KMS) / DLOGLAM
+    np.testing.assert_allclose(_centroid(out), expected, atol=0.05)
+    assert abs(expected[2] - 2000 - 2.5) < 0.01  # ~69 km/s per pixel: a sub-pixel case
+
+
+def test_rv_shift_keeps_masks_and_marks_pixels_shifted_in_from_outside():
+    flux, ivar, mask = _line_spectra(2)
+    out, iv, m = A.rv_shift(flux, ivar, mask, torch.tensor([-300.0, 300.0]))
+    assert out.shape == flux.shape and m.dtype == torch.bool
+    assert m[0, -1] and m[1, :104].all()  # blue mask moved red by ~4.3 px
+    assert (out[m] == 0).all() and (iv[m] == 0).all()
+    assert (iv[~m] > 0).all()
+
+
+def test_reddening_dims_blue_more_than_red_and_keeps_unit_median():
+    flux = torch.ones(2, NPIX)
+    ivar = torch.full((2, NPIX), 100.0)
+    mask = torch.zeros(2, NPIX, dtype=torch.bool)
+    out, iv, _ = A.redden(flux, ivar, mask, torch.tensor([0.0, 0.5]))
+    torch.testing.assert_close(out[0], flux[0])
+    assert out[1, 0] < 0.7 * out[1, -1]
+    assert abs(float(out[1].median()) - 1.0) < 1e-3
+    # S/N per pixel is unchanged by a multiplicative factor
+    torch.testing.assert_close(
+        out[1] * iv[1].sqrt(), flux[1] * ivar[1].sqrt(), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_noise_brings_snr_down_to_the_target_and_ivar_follows():
+    flux, ivar, mask = _line_spectra(2, snr=50.0)
+    g = torch.Generator().manual_seed(0)
+    out, iv, m = A.add_noise(flux, ivar, mask, torch.tensor([5.0, 50.0]), g)
+    snr = A.median_snr(iv, m)
+    assert abs(float(snr[0]) - 5.0) < 0.1 and abs(float(snr[1]) - 50.0) < 0.1
+    resid = (out[0] - flux[0])[~m[0]]
+    assert abs(float(resid.std()) - math.sqrt(1 / 25 - 1 / 2500)) < 0.01
+
+
+def test_smoothing_lowers_line_depth_but_keeps_its_position():
+    flux, ivar, mask = _line_spectra(1)
+    out, _, m = A.smooth(flux, ivar, mask, torch.tensor([3.0]))
+    assert float(out[0, 1995:2005].min()) > float(flux[0, 1995:2005].min()) + 0.05
+    assert abs(_centroid(out)[0] - 2000) < 0.05
+    assert (out[m] == 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_full_augmentation_preserves_shapes_masks_and_finiteness(seed):
+    flux, ivar, mask = _line_spectra(16)
+    g = torch.Generator().manual_seed(seed)
+    cfg = A.AugmentConfig(p_rv=1, p_redden=1, p_continuum=1, p_noise=1, p_smooth=1, p_mask_runs=1)
+    out, iv, m, ebv, snr = A.augment_spectra(flux, ivar, mask, g, cfg)
+    assert out.shape == iv.shape == m.shape == flux.shape
+    assert ebv.shape == snr.shape == (16,)
+    assert torch.isfinite(out).all() and torch.isfinite(iv).all()
+    assert (out[m] == 0).all() and (iv[m] == 0).all()
+    assert m[:, :95].all()  # the masked blue end stays masked (RV shifts are < 5 px)
+    assert ((ebv >= 0) & (ebv <= cfg.max_ebv)).all()
+    assert (snr <= 60).all() and (snr >= cfg.min_snr - 0.5).all()
+
+
+def test_photometry_reddening_shifts_colours_by_the_extinction_vector():
+    raw = torch.tensor([[0.0, 18.0, 17.0, 16.5, 16.3, 16.2, 20.0]]).repeat(2, 1)
+    err = torch.full((2, 5), 1e-6)
+    g = torch.Generator().manual_seed(0)
+    cfg = A.AugmentConfig(p_drop_band=0.0)
+    out = A.augment_photometry(raw, err, torch.tensor([0.0, 0.3]), g, cfg)
+    g_r = out[:, 2] - out[:, 3]
+    expected = 0.3 * (A.SDSS_EXTINCTION[1] - A.SDSS_EXTINCTION[2])
+    assert abs(float(g_r[1] - g_r[0]) - expected) < 1e-3
+    assert out[0, 0] == 0.0 and out[0, 6] == 20.0  # z and snr untouched
+
+
+def test_neighbour_mix_only_blends_adjacent_classes_with_soft_labels():
+    b = 64
+    flux, ivar, mask = _line_spectra(b)
+    classes = torch.arange(b) % 4
+    neighbours = torch.zeros(4, 4, dtype=torch.bool)
+    neighbours[0, 1] = neighbours[1, 0] = True  # only classes 0 and 1 are neighbours
+    targets = torch.nn.functional.one_hot(classes, 4).float()
+    raw = torch.zeros(b, 7)
+    g = torch.Generator().manual_seed(0)
+    eligible = torch.ones(b, dtype=torch.bool)
+    *_, t = A.neighbour_mix(flux, ivar, mask, raw, targets, classes, neighbours, eligible, g, 1.0)
+    torch.testing.assert_close(t.sum(1), torch.ones(b))
+    mixed = (t.max(1).values < 1).nonzero().flatten()
+    assert len(mixed) > 0
+    assert set(classes[mixed].tolist()) <= {0, 1}
+    assert (t[mixed][:, 2:] == 0).all()
+    assert (t.max(1).values >= 0.5).all()

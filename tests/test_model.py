@@ -1,0 +1,103 @@
+"""The fusion model: shapes, spectrum masking, and the photometry-only fast path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from startrack.grid import NPIX
+from startrack.ml.features import N_FEATURES, SPECTRUM_CHANNELS
+from startrack.ml.model import HEADS, ModelConfig, StarClassifier
+
+K = 5
+
+
+@pytest.fixture(scope="module")
+def model() -> StarClassifier:
+    torch.manual_seed(0)
+    return StarClassifier(ModelConfig(n_classes=K)).eval()
+
+
+def _batch(b: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    tab = torch.randn(b, N_FEATURES, generator=g)
+    spec = torch.randn(b, len(SPECTRUM_CHANNELS), NPIX, generator=g)
+    spec[:, 1] = 0.0  # mask channel: nothing masked
+    return tab, spec
+
+
+def test_every_head_returns_logits_per_star(model):
+    tab, spec = _batch(6)
+    has = torch.tensor([True, False, True, True, False, True])
+    with torch.inference_mode():
+        out = model(tab, spec, has)
+    assert set(out) == set(HEADS)
+    for h in HEADS:
+        assert out[h].shape == (6, K)
+        assert torch.isfinite(out[h]).all()
+
+
+def test_star_without_spectrum_ignores_whatever_is_in_its_spectrum_rows(model):
+    tab, spec = _batch(4)
+    has = torch.tensor([True, False, True, False])
+    garbage = spec.clone()
+    garbage[~has] = torch.randn(2, len(SPECTRUM_CHANNELS), NPIX) * 1e3
+    with torch.inference_mode():
+        a = model(tab, spec, has)
+        b = model(tab, garbage, has)
+    for h in ("dense", "fusion"):
+        torch.testing.assert_close(a[h], b[h])
+    # the spectrum really matters for stars that have one
+    other = spec.clone()
+    other[has] = torch.randn(2, len(SPECTRUM_CHANNELS), NPIX)
+    with torch.inference_mode():
+        c = model(tab, other, has)
+    assert not torch.allclose(a["fusion"][has], c["fusion"][has])
+    torch.testing.assert_close(a["fusion"][~has], c["fusion"][~has])
+
+
+def test_spectra_may_be_given_only_for_stars_that_have_one(model):
+    tab, spec = _batch(4)
+    has = torch.tensor([False, True, False, True])
+    with torch.inference_mode():
+        full = model(tab, spec, has)
+        compact = model(tab, spec[has], has)
+    for h in HEADS:
+        torch.testing.assert_close(full[h], compact[h])
+
+
+def test_photometry_only_batch_skips_the_lstm_and_matches_the_masked_path(model):
+    calls = []
+    hook = model.spectrum.lstm.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        tab, spec = _batch(5)
+        none = torch.zeros(5, dtype=torch.bool)
+        with torch.inference_mode():
+            alone = model(tab, None, none)
+        assert calls == []
+        # the same photometry-only stars scored next to a star with a spectrum
+        has = torch.tensor([False, False, False, False, False, True])
+        tab6 = torch.cat([tab, tab[:1]])
+        spec6 = torch.cat([spec, spec[:1]])
+        with torch.inference_mode():
+            mixed = model(tab6, spec6, has)
+        assert calls == [1]
+    finally:
+        hook.remove()
+    for h in ("dense", "fusion"):
+        torch.testing.assert_close(alone[h], mixed[h][:5], atol=1e-5, rtol=1e-5)
+
+
+def test_has_spectrum_without_spectra_is_a_clear_error(model):
+    tab, _ = _batch(2)
+    with pytest.raises(ValueError, match="no spectra"):
+        model(tab, None, torch.tensor([True, False]))
+
+
+def test_fully_masked_spectrum_gives_finite_output(model):
+    tab, spec = _batch(2)
+    spec[:, 0] = 0
+    spec[:, 1] = 1.0  # every pixel masked
+    with torch.inference_mode():
+        out = model(tab, spec, torch.ones(2, dtype=torch.bool))
+    assert all(torch.isfinite(out[h]).all() for h in HEADS)

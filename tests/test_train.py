@@ -1,0 +1,74 @@
+"""Training on tiny synthetic stars: the split, the class set, learning, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ml_synthetic import synthetic_data
+
+from startrack.ml.features import split_fraction, split_of
+from startrack.ml.train import TrainConfig, class_set, neighbour_matrix, train_model
+
+
+def test_split_is_stable_and_roughly_80_10_10():
+    assert split_of("2942-54521-0124") == split_of("2942-54521-0124")
+    f = split_fraction("2942-54521-0124")
+    assert 0 <= f < 1 and f == pytest.approx(split_fraction("2942-54521-0124"))
+    splits = [split_of(f"{p}-5{p}-{i:04d}") for p in range(1000, 1010) for i in range(1000)]
+    counts = {s: splits.count(s) / len(splits) for s in ("train", "val", "test")}
+    assert counts["train"] == pytest.approx(0.8, abs=0.02)
+    assert counts["val"] == pytest.approx(0.1, abs=0.02)
+    assert counts["test"] == pytest.approx(0.1, abs=0.02)
+
+
+def test_class_set_drops_rare_labels_and_orders_along_mk():
+    import pandas as pd
+
+    labels = pd.Series(["K3"] * 30 + ["A0"] * 25 + ["O"] * 3 + [None] * 5)
+    assert class_set(labels, 20) == ["A0", "K3"]
+    nb = neighbour_matrix(["A0", "F5", "K3", "WD"])
+    assert nb[0, 1] and nb[1, 2] and not nb[0, 2] and not nb[3].any()
+
+
+@pytest.mark.slow
+def test_a_few_epochs_beat_chance_clearly_on_every_head():
+    data = synthetic_data(600, spec_fraction=0.6, seed=3)
+    # a rare label must be left out, not learned
+    data.stars.loc[:2, "label"] = "O"
+    cfg = TrainConfig(epochs=6, batch_size=32, min_class_count=5, seed=0, patience=10)
+    result = train_model(data, cfg, progress=False)
+    meta = result.meta
+    assert "O" not in meta["labels"] and len(meta["labels"]) == 6
+    val = meta["metrics"]["validation"]
+    chance = 1 / 6
+    assert val["lstm_accuracy"] > 3 * chance
+    assert val["fusion_accuracy_spectrum"] > 3 * chance
+    assert val["dense_accuracy"] > 1.5 * chance
+    assert set(meta["temperatures"]) == {"dense", "lstm", "fusion"}
+    assert all(0.05 <= t <= 20 for t in meta["temperatures"].values())
+    assert len(result.history) == 6
+    assert len(meta["features"]["stats"]["mean"]) == len(meta["features"]["names"])
+
+
+def test_same_seed_same_model():
+    data = synthetic_data(120, spec_fraction=0.5, seed=5)
+    cfg = TrainConfig(epochs=1, batch_size=16, min_class_count=2, seed=7)
+    a = train_model(data, cfg, progress=False).model.state_dict()
+    b = train_model(data, cfg, progress=False).model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+
+
+def test_too_few_classes_is_a_clear_error():
+    data = synthetic_data(60, seed=1)
+    data.stars["label"] = "A0"
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        train_model(data, TrainConfig(epochs=1, min_class_count=1), progress=False)
+
+
+def test_photometry_only_training_set_works():
+    data = synthetic_data(200, spec_fraction=0.0, seed=2)
+    assert (data.spec_row < 0).all() and data.flux.shape[0] == 0
+    result = train_model(data, TrainConfig(epochs=1, min_class_count=2), progress=False)
+    assert np.isfinite(result.history[0]["loss_dense"])
