@@ -81,14 +81,22 @@ def spectral_matrix(
     return out
 
 
+MIN_CLASS_ROWS = 5  #: labels with fewer training rows are not learned by the baselines
+
+
 def stratified_cap(y: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
     """Row indices: all rows when under the cap, else a per-class proportional subsample
     that keeps at least min(count, 20) rows of every class (rare classes must stay learnable)."""
-    n = len(y)
-    if n <= max_rows:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    rare = counts < MIN_CLASS_ROWS
+    if rare.any():  # too few to learn (and to split for early stopping): left out, like the model
+        log.info("baseline training leaves out rare labels %s", list(classes[rare]))
+    usable = ~rare[inverse]
+    n = int(usable.sum())
+    if n <= max_rows:
+        return np.flatnonzero(usable)
+    rng = np.random.default_rng(seed)
+    counts = np.where(rare, 0, counts)
     quota = np.maximum(np.floor(counts * max_rows / n), np.minimum(counts, 20)).astype(int)
     keep = [
         rng.choice(np.flatnonzero(inverse == k), size=quota[k], replace=False)
@@ -203,18 +211,23 @@ def run_baselines(
     snr = pd.to_numeric(stars["snr"], errors="coerce").to_numpy(np.float64)
     tables: list[dict[str, pd.DataFrame]] = []
 
-    def score(branch: str, rows: np.ndarray, pred, proba, classes) -> None:
+    def score(branch: str, rows: np.ndarray, pred, proba, classes, suffixes=("",)) -> None:
+        """Evaluate on each split; ``_spectra`` names the subset of stars with a spectrum."""
+        with_spec = spectra.row[rows] >= 0 if spectra is not None else np.zeros(len(rows), bool)
         for name in eval_splits:
-            sel = split[rows] == name
-            if sel.any():
-                ev = evaluate(y[rows][sel], pred[sel], proba[sel], classes, snr[rows][sel])
-                tables.append(ev.to_tables(model_version, branch, name))
+            for suffix in suffixes:
+                sel = split[rows] == name
+                if suffix == "_spectra":
+                    sel &= with_spec
+                if sel.any():
+                    ev = evaluate(y[rows][sel], pred[sel], proba[sel], classes, snr[rows][sel])
+                    tables.append(ev.to_tables(model_version, branch, name + suffix))
 
     train = split == "train"
     x_tab = tabular_matrix(stars)
     hgb = fit_hgb_baseline(x_tab[train], y[train], seed)
     everyone = np.arange(len(stars))
-    score("baseline_hgb", everyone, *predict(hgb, x_tab))
+    score("baseline_hgb", everyone, *predict(hgb, x_tab), suffixes=("", "_spectra"))
 
     if spectra is not None:
         has = np.flatnonzero(spectra.row >= 0)
@@ -223,7 +236,7 @@ def run_baselines(
         tr = split[has] == "train"
         if len(set(y[has][tr])) >= 2:
             lr = fit_pca_lr_baseline(x_spec[tr], y[has][tr], seed)
-            score("baseline_pca_lr", has, *predict(lr, x_spec))
+            score("baseline_pca_lr", has, *predict(lr, x_spec), suffixes=("", "_spectra"))
         else:
             log.warning("baseline_pca_lr skipped: fewer than 2 classes among training spectra")
         if templates is not None:
@@ -234,7 +247,7 @@ def run_baselines(
             log.info("baseline_template: %d spectra in %.1fs", len(re), time.perf_counter() - t0)
             fitted = np.array([lab is not None for lab in fit.labels])
             pred = np.where(fitted, fit.labels, "unfit").astype(object)  # no fit = an error
-            score("baseline_template", ev_rows, pred, fit.proba(), fit.classes)
+            score("baseline_template", ev_rows, pred, fit.proba(), fit.classes, ("", "_spectra"))
 
     names = ("metrics", "class_metrics", "confusion")
     return {k: pd.concat([t[k] for t in tables], ignore_index=True) for k in names if tables}

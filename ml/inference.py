@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 SPECTRUM_BATCH = 256
 PHOTOMETRY_BATCH = 16384
-TOPK = 3
+TOPK = 5
 
 
 @dataclass

@@ -41,7 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from startrack.labels import spectral_type_of
 from startrack.ml.dataset import DEFAULT_MAX_SPECTRA, _fixed_list, iter_spectra, load_training_data
 from startrack.ml.features import split_of
 from startrack.ml.inference import Predictor, Spectra, predict_arrays
@@ -51,6 +53,7 @@ from startrack.ml.train import TrainConfig, train_model
 log = logging.getLogger(__name__)
 
 PHOTOMETRY_CHUNK = 100_000
+BASELINES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
 SCORE_COLUMNS = (
     "plate",
     "mjd",
@@ -102,8 +105,15 @@ def train_and_publish(
     max_spectra: int | None = DEFAULT_MAX_SPECTRA,
     progress: bool = True,
     wait: float = 0.0,
+    baselines: bool = True,
+    templates: Path | None = None,
 ) -> dict:
-    """Train on the current snapshot, save the artifact, publish it as the current model."""
+    """Train on the current snapshot, save the artifact, publish it as the current model.
+
+    The baselines (HistGradientBoosting on photometry, PCA + logistic regression on spectra,
+    the SDSS-style template fit with ``templates`` or the built-in set) are trained on the same
+    split and their metrics stored under this model version, side by side with its branches.
+    """
     snap = warehouse.require_current()
     data = load_training_data(snap, max_stars=max_stars, max_spectra=max_spectra)
     result = train_model(data, config, progress=progress)
@@ -111,6 +121,21 @@ def train_and_publish(
 
     version = new_version(result.model)
     meta = {**result.meta, "version": version}
+    baseline_tables: dict[str, pd.DataFrame] = {}
+    if baselines:
+        from startrack.etl.templates import load_templates
+        from startrack.ml.baselines import run_baselines
+
+        t0 = time.monotonic()
+        baseline_tables = run_baselines(
+            data.stars,
+            data.spectra() if len(data.flux) else None,
+            version,
+            seed=meta["hyperparameters"]["seed"],
+            templates=load_templates(templates),
+            eval_splits=("test",),
+        )
+        log.info("baselines trained and evaluated in %.1f s", time.monotonic() - t0)
     with warehouse.writer(command="train", wait=wait) as w:
         save_artifact(w.model_dir(version), result.model, meta)
         val = meta["metrics"].get("validation", {})
@@ -141,46 +166,86 @@ def train_and_publish(
             old["is_current"] = False
             models = pd.concat([old, models], ignore_index=True)
         w.put_table("models", models)
+        for name, frame in baseline_tables.items():
+            w.put_table(name, replace_rows(w.base, name, frame, version, BASELINES))
     log.info("published model %s", version)
     return meta
 
 
-def _to_rows(preds: dict, stars: pd.DataFrame, version: str, run_id: str) -> pa.Table:
-    """Prediction rows as Arrow (top-k as fixed-size list columns: no per-row Python)."""
-    n = len(stars)
-    labels = stars["label"].to_numpy() if "label" in stars else [None] * n
-    cols: dict[str, pa.Array] = {
-        "plate": pa.array(stars["plate"].to_numpy(), pa.int32()),
-        "mjd": pa.array(stars["mjd"].to_numpy(), pa.int32()),
-        "fiberid": pa.array(stars["fiberid"].to_numpy(), pa.int32()),
-        "star_id": pa.array(stars["star_id"].to_numpy(), pa.string()),
-        "model_version": pa.array([version] * n, pa.string()),
-        "split": pa.array([split_of(s) for s in stars["star_id"]], pa.string()),
-        "has_spectrum": pa.array(preds["lstm"].answered, pa.bool_()),
-        "label": pa.array(labels, pa.string()),
-    }
-    for h, p in preds.items():
-        k = p.topk_labels.shape[1]
-        null = pa.array(~p.answered) if h == "lstm" else None
-        cols[f"{h}_label"] = pa.array(p.label, pa.string())
-        cols[f"{h}_prob"] = pa.array(p.prob, pa.float64(), from_pandas=True)
-        cols[f"{h}_topk_labels"] = pa.FixedSizeListArray.from_arrays(
-            pa.array(p.topk_labels.ravel(), pa.string()), k, mask=null
+def _to_rows(
+    preds: dict, stars: pd.DataFrame, version: str, run_id: str, scored_at: datetime
+) -> pa.Table:
+    """Long-format prediction rows (star x branch) as Arrow, vectorized: no per-row Python."""
+    actual = stars["label"].to_numpy(dtype=object) if "label" in stars else None
+    split = np.array([split_of(s) for s in stars["star_id"]], dtype=object)
+    ingest = stars["ingest_run"].to_numpy(dtype=object) if "ingest_run" in stars else None
+    tables = []
+    for branch, p in preds.items():
+        rows = np.flatnonzero(p.answered)
+        if not len(rows):
+            continue
+        n, k = len(rows), p.topk_labels.shape[1]
+        label = p.label[rows]
+        truth = actual[rows] if actual is not None else np.full(n, None, dtype=object)
+        known = pd.notna(truth)
+        topk = pa.ListArray.from_arrays(
+            pa.array(np.arange(0, (n + 1) * k, k), pa.int32()),
+            pa.StructArray.from_arrays(
+                [
+                    pa.array(p.topk_labels[rows].ravel(), pa.string()),
+                    pa.array(p.topk_probs[rows].ravel().astype(np.float64), pa.float64()),
+                ],
+                names=["label", "prob"],
+            ),
         )
-        cols[f"{h}_topk_probs"] = pa.FixedSizeListArray.from_arrays(
-            pa.array(p.topk_probs.ravel(), pa.float32()), k, mask=null
+        tables.append(
+            pa.table(
+                {
+                    "plate": pa.array(stars["plate"].to_numpy()[rows], pa.int32()),
+                    "mjd": pa.array(stars["mjd"].to_numpy()[rows], pa.int32()),
+                    "fiberid": pa.array(stars["fiberid"].to_numpy()[rows], pa.int32()),
+                    "star_id": pa.array(stars["star_id"].to_numpy()[rows], pa.string()),
+                    "model_version": pa.array(np.full(n, version, dtype=object), pa.string()),
+                    "branch": pa.array(np.full(n, branch, dtype=object), pa.string()),
+                    "label": pa.array(label, pa.string()),
+                    "prob": pa.array(p.prob[rows], pa.float64()),
+                    "topk": topk,
+                    "actual": pa.array(truth, pa.string()),
+                    "correct": pa.array(np.where(known, label == truth, None), pa.bool_()),
+                    "within_one": pa.array(
+                        np.where(known, within_one_array(truth, label), None), pa.bool_()
+                    ),
+                    "split": pa.array(split[rows], pa.string()),
+                    "ingest_run": pa.array(
+                        ingest[rows] if ingest is not None else np.full(n, None), pa.string()
+                    ),
+                    "run_id": pa.array(np.full(n, run_id, dtype=object), pa.string()),
+                    "scored_at": pa.array(np.full(n, scored_at), pa.timestamp("us", tz="UTC")),
+                }
+            )
         )
-    ingest = stars["ingest_run"].to_numpy() if "ingest_run" in stars else [None] * n
-    cols["ingest_run"] = pa.array(ingest, pa.string())
-    cols["scoring_run"] = pa.array([run_id] * n, pa.string())
-    return pa.table(cols)
+    return pa.concat_tables(tables)
+
+
+def within_one_array(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Vectorized labels.within_one_subtype: each distinct label is parsed once."""
+    types = {lab: spectral_type_of(lab) for lab in set(actual) | set(predicted) if lab}
+    a = np.array([types.get(x) if x else None for x in actual], dtype=float)
+    b = np.array([types.get(x) if x else None for x in predicted], dtype=float)
+    close = np.abs(a - b) <= 1.0
+    return np.asarray(close | (actual == predicted), dtype=bool)
 
 
 def _score_stream(snap, model, meta, todo: pd.DataFrame, run_id: str, progress: bool):
-    """Yield prediction frames: spectrum stars streamed from part files, then the rest."""
+    """Yield prediction tables: spectrum stars streamed from part files, then the rest.
+
+    Each batch is scored by the pure function ``predict_arrays``; only one batch of spectra is
+    in memory at a time, whatever the warehouse size.
+    """
     from tqdm.auto import tqdm
 
     version = meta["version"]
+    scored_at = _now()
     with_spec = todo[todo["has_spectrum"].fillna(False).astype(bool)].set_index(
         "star_id", drop=False
     )
@@ -197,137 +262,170 @@ def _score_stream(snap, model, meta, todo: pd.DataFrame, run_id: str, progress: 
         )
         done.update(ids)
         bar.update(len(ids))
-        yield _to_rows(predict_arrays(model, meta, stars, spectra), stars, version, run_id)
+        preds = predict_arrays(model, meta, stars, spectra)
+        yield _to_rows(preds, stars, version, run_id, scored_at)
     rest = todo[~todo["star_id"].isin(done)]
     for start in range(0, len(rest), PHOTOMETRY_CHUNK):
         stars = rest.iloc[start : start + PHOTOMETRY_CHUNK]
         bar.update(len(stars))
-        yield _to_rows(predict_arrays(model, meta, stars, None), stars, version, run_id)
+        yield _to_rows(predict_arrays(model, meta, stars, None), stars, version, run_id, scored_at)
     bar.close()
 
 
-def _topk_proba(labels: pd.Series, probs: pd.Series, classes: list[str]) -> np.ndarray:
-    """Probability matrix from stored top-k (exact top-1, remainder spread): for ECE only."""
+def _topk_proba(topk: pd.Series, classes: list[str]) -> np.ndarray:
+    """Probability matrix from the stored top-k (exact top-1, remainder spread): for ECE only."""
     index = {c: i for i, c in enumerate(classes)}
-    proba = np.zeros((len(labels), len(classes)))
-    for r, (labs, ps) in enumerate(zip(labels, probs, strict=True)):
-        rest = max(0.0, 1.0 - float(np.sum(ps))) / max(1, len(classes) - len(ps))
-        proba[r] = rest
-        for lab, p in zip(labs, ps, strict=True):
-            proba[r, index[lab]] = p
+    proba = np.zeros((len(topk), len(classes)))
+    for r, entries in enumerate(topk):
+        probs = [e["prob"] for e in entries]
+        proba[r] = max(0.0, 1.0 - float(np.sum(probs))) / max(1, len(classes) - len(probs))
+        for e in entries:
+            proba[r, index[e["label"]]] = e["prob"]
     return proba
 
 
-def evaluation_tables(
-    pred: pd.DataFrame, version: str, classes: list[str]
-) -> dict[str, pd.DataFrame]:
-    """metrics / class_metrics / confusion rows for the test split, via startrack.ml.metrics."""
+#: Evaluation splits: held-out test stars; the test stars with a spectrum (the three branches
+#: on equal footing); every labelled star (training stars included: optimistic, for browsing).
+EVAL_SPLITS = ("test", "test_spectra", "all")
+
+
+def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, pd.DataFrame]:
+    """metrics / class_metrics / confusion rows per branch and split, via ml.metrics.evaluate."""
     from startrack.ml.metrics import evaluate
 
-    snr = pred["snr"].to_numpy(np.float64) if "snr" in pred else None
-    test = (pred["split"] == "test").to_numpy(bool) & pred["label"].notna().to_numpy(bool)
-    has = pred["has_spectrum"].fillna(False).to_numpy(bool)
     frames: dict[str, list[pd.DataFrame]] = {"metrics": [], "class_metrics": [], "confusion": []}
-    for split, rows in (("test", test), ("test_spectra", test & has)):
-        for h in HEADS:
-            sel = rows & pred[f"{h}_label"].notna().to_numpy(bool)
-            if h == "lstm" and split == "test":
+    for split in EVAL_SPLITS:
+        where = {
+            "test": "p.split = 'test'",
+            "test_spectra": "p.split = 'test' AND s.has_spectrum",
+            "all": "TRUE",
+        }[split]
+        for branch in HEADS:
+            sub = snap_con.execute(
+                f"""SELECT p.actual, p.label, s.snr{", p.topk" if split != "all" else ""}
+                    FROM predictions p JOIN stars s USING (plate, mjd, fiberid)
+                    WHERE p.model_version = $1 AND p.branch = $2 AND p.actual IS NOT NULL
+                      AND {where}""",
+                [version, branch],
+            ).df()
+            if sub.empty:
                 continue
-            if not sel.any():
-                continue
-            sub = pred[sel]
             ev = evaluate(
+                sub["actual"].tolist(),
                 sub["label"].tolist(),
-                sub[f"{h}_label"].tolist(),
-                proba=_topk_proba(sub[f"{h}_topk_labels"], sub[f"{h}_topk_probs"], classes),
+                proba=_topk_proba(sub["topk"], classes) if "topk" in sub else None,
                 classes=classes,
-                snr=None if snr is None else snr[sel],
+                snr=sub["snr"].to_numpy(np.float64),
             )
             ev.log_loss = None  # not recoverable from the stored top-k
-            for name, frame in ev.to_tables(version, h, split).items():
+            for name, frame in ev.to_tables(version, branch, split).items():
                 frames[name].append(frame)
-    return {k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in frames.items()}
+    return {k: pd.concat(v, ignore_index=True) for k, v in frames.items() if v}
+
+
+def replace_rows(base, name: str, new: pd.DataFrame, version: str, branches) -> pd.DataFrame:
+    """Old rows of other model versions / branches kept; this version's branches replaced."""
+    if base is None or name not in base.tables:
+        return new
+    old = base.table(name).to_pandas()
+    if old.empty:
+        return new
+    drop = (old["model_version"] == version) & old["branch"].isin(list(branches))
+    return pd.concat([old[~drop], new], ignore_index=True)
 
 
 def score_warehouse(
     warehouse, full: bool = False, progress: bool = True, wait: float = 0.0
 ) -> dict:
-    """Score every star with the current model; publish predictions, metrics and the run."""
+    """Score stars with the current model; publish predictions, metrics and the run.
+
+    Holds the writer lock from start to end: one scoring run at a time, and the predictions it
+    publishes always belong to the snapshot it read.
+    """
+    import duckdb
+
     from startrack.ml.artifact import load_artifact
 
-    snap = warehouse.require_current()
-    mrow = current_model_row(snap)
-    if mrow is None:
-        raise LookupError("no trained model in the warehouse: run `startrack train` first")
-    model, meta = load_artifact(warehouse.root / mrow["path"])
-    version = meta["version"]
     started = _now()
     t0 = time.monotonic()
-    run_id = f"score-{started.strftime('%Y%m%dT%H%M%S')}-{version[-8:]}"
-    con = snap.connect()
-    try:
-        have = {r[0] for r in con.execute("DESCRIBE stars").fetchall()}
-        cols = [c for c in SCORE_COLUMNS if c in have]
-        stars = con.execute(f"SELECT {', '.join(cols)} FROM stars").df()
-    finally:
-        con.close()
-    if "has_spectrum" not in stars:
-        stars["has_spectrum"] = False
-    old = snap.table("predictions") if "predictions" in snap.tables else None
-    mode = "full"
-    keep: pa.Table | None = None
-    todo = stars
-    old_ids = old.select(["star_id", "model_version", "ingest_run"]).to_pandas() if old else None
-    if not full and old_ids is not None and (old_ids["model_version"] == version).any():
-        mode = "incremental"
-        same = old_ids[old_ids["model_version"] == version]
-        cur = stars[["star_id", "ingest_run"]] if "ingest_run" in stars else stars[["star_id"]]
-        cur = cur.merge(same, on="star_id", how="inner", suffixes=("", "_old"))
-        if "ingest_run_old" in cur:
-            cur = cur[cur["ingest_run"].fillna("") == cur["ingest_run_old"].fillna("")]
-        fresh = set(cur["star_id"])
-        ok = (old_ids["model_version"] == version) & old_ids["star_id"].isin(fresh)
-        keep = old.filter(pa.array(ok.to_numpy(bool)))
-        todo = stars[~stars["star_id"].isin(fresh)]
-    new = list(_score_stream(snap, model, meta, todo, run_id, progress))
-    scored = pa.concat_tables(new) if new else None
-    parts = [t for t in (keep, scored) if t is not None and t.num_rows]
-    pred_table = pa.concat_tables(parts) if parts else keep
-    n_scored = scored.num_rows if scored is not None else 0
-    n_spec = int(np.sum(scored["has_spectrum"].to_numpy())) if n_scored else 0
-    seconds = time.monotonic() - t0
-    tables: dict[str, pd.DataFrame] = {}
-    n_total = pred_table.num_rows if pred_table is not None else 0
-    if n_total:
-        cols = ["star_id", "split", "has_spectrum", "label"]
-        cols += [f"{h}_{c}" for h in HEADS for c in ("label", "topk_labels", "topk_probs")]
-        frame = pred_table.select(cols).to_pandas()
-        frame = frame[frame["split"] == "test"]
-        if "snr" in stars:
-            frame = frame.merge(stars[["star_id", "snr"]], on="star_id", how="left")
-        if len(frame):
-            tables = evaluation_tables(frame, version, meta["labels"])
-    run = {
-        "run_id": run_id,
-        "model_version": version,
-        "snapshot_id": snap.id,
-        "mode": mode,
-        "started_at": started,
-        "finished_at": _now(),
-        "stars_total": n_total,
-        "stars_scored": n_scored,
-        "spectra_scored": n_spec,
-        "seconds": round(seconds, 2),
-        "stars_per_second": n_scored / seconds if seconds > 0 else None,
-        "status": "ok",
-    }
-    with warehouse.writer(command="score", wait=wait) as w:
-        if pred_table is not None:
-            w.put_table("predictions", pred_table)
-        for name, frame in tables.items():
-            if not frame.empty:
-                w.put_table(name, frame)
-        runs = w.base.table("scoring_runs").to_pandas() if "scoring_runs" in w.base.tables else None
+    with warehouse.writer(command="score" + (" --full" if full else ""), wait=wait) as w:
+        snap = w.base
+        if snap is None:
+            warehouse.require_current()  # raises the "warehouse is empty" advice
+        mrow = current_model_row(snap)
+        if mrow is None:
+            raise LookupError("no trained model in the warehouse: run `startrack train` first")
+        model, meta = load_artifact(warehouse.root / mrow["path"])
+        version = meta["version"]
+        run_id = f"score-{started.strftime('%Y%m%dT%H%M%S')}-{version[-8:]}"
+        con = snap.connect()
+        try:
+            have = {r[0] for r in con.execute("DESCRIBE stars").fetchall()}
+            cols = [c for c in SCORE_COLUMNS if c in have]
+            stars = con.execute(f"SELECT {', '.join(cols)} FROM stars").df()
+        finally:
+            con.close()
+        old = snap.table("predictions") if "predictions" in snap.tables else None
+        mode, keep, todo = "full", None, stars
+        if not full and old is not None and old.num_rows:
+            same_model = pc.equal(old["model_version"], version)
+            if pc.any(same_model).as_py():
+                mode = "incremental"
+                mine = old.filter(same_model)
+                done = mine.select(["star_id", "ingest_run"]).to_pandas().drop_duplicates("star_id")
+                cur = stars[["star_id", "ingest_run"]].merge(
+                    done, on="star_id", how="inner", suffixes=("", "_old")
+                )
+                fresh = cur.loc[
+                    cur["ingest_run"].fillna("") == cur["ingest_run_old"].fillna(""), "star_id"
+                ]
+                keep = mine.filter(
+                    pc.is_in(mine["star_id"], pa.array(fresh.to_numpy(), pa.string()))
+                )
+                todo = stars[~stars["star_id"].isin(set(fresh))]
+        new = list(_score_stream(snap, model, meta, todo, run_id, progress))
+        if keep is not None and new:
+            keep = keep.cast(new[0].schema)
+        parts = [t for t in (keep, *new) if t is not None and t.num_rows]
+        n_scored = len(todo)
+        n_spec = int(todo["has_spectrum"].fillna(False).astype(bool).sum())
+        if parts:
+            pred = pa.concat_tables(parts)
+            path = w.scratch("predictions.parquet")
+            # sorted by id: DuckDB's zone maps then make per-star lookups cheap
+            tmp = duckdb.connect()
+            tmp.register("pred", pred)
+            tmp.execute(
+                f"COPY (SELECT * FROM pred ORDER BY plate, mjd, fiberid, branch) TO '{path}' "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+            tmp.execute(f"CREATE VIEW predictions AS SELECT * FROM read_parquet('{path}')")
+            tmp.execute(
+                f"CREATE VIEW stars AS SELECT * FROM read_parquet('{snap.table_path('stars')}')"
+            )
+            tables = evaluation_tables(tmp, version, meta["labels"])
+            tmp.close()
+            w.put_parquet("predictions", path)
+            for name, frame in tables.items():
+                w.put_table(name, replace_rows(snap, name, frame, version, HEADS))
+        seconds = time.monotonic() - t0
+        run = {
+            "run_id": run_id,
+            "model_version": version,
+            "snapshot_id": snap.id,
+            "mode": mode,
+            "full": mode == "full",
+            "started_at": started,
+            "finished_at": _now(),
+            "stars_total": len(stars),
+            "stars_scored": n_scored,
+            "stars_skipped": len(stars) - n_scored,
+            "spectra_scored": n_spec,
+            "seconds": round(seconds, 2),
+            "stars_per_second": n_scored / seconds if seconds > 0 else None,
+            "status": "ok",
+        }
+        runs = snap.table("scoring_runs").to_pandas() if "scoring_runs" in snap.tables else None
         runs = (
             pd.DataFrame([run])
             if runs is None or runs.empty

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("startrack.etl.cli", "ingest SDSS catalog and spectrum files into the warehouse"),
     "sql": ("startrack.warehouse.cli", "run a read-only SQL query against the warehouse"),
     "status": ("startrack.warehouse.status", "show what the warehouse holds"),
+    "train": ("startrack.ml.train_cli", "train the model + baselines; make it the current model"),
+    "score": ("startrack.ml.score_cli", "score stars with the current model (once or --every 6h)"),
     "serve": ("startrack.dashboard.serve", "serve the dashboard (read-only)"),
     "demo": ("startrack.demo", "simulate + ingest + train + score, then serve the dashboard"),
 }

@@ -34,6 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="serve",
         help="stop after this step (default: serve, which runs until Ctrl-C)",
     )
+    parser.add_argument(
+        "--train-budget",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="stop training after the epoch that crosses this (default 120)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="dashboard host (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="dashboard port (8050)")
 
@@ -81,6 +88,34 @@ def run(args: argparse.Namespace) -> int:
     print(report.summary())
     if report.status.startswith("failed"):
         return 1
+    if args.until == "ingest":
+        return _done(wh, t0)
+    from startrack.ml.score import score_warehouse, train_and_publish
+    from startrack.ml.train import TrainConfig
+
+    meta = train_and_publish(
+        wh,
+        TrainConfig(seed=args.seed, time_budget_s=args.train_budget),
+        progress=False,
+        wait=60.0,
+        templates=args.templates,
+    )
+    print(f"trained model {meta['version']} ({len(meta['labels'])} classes)")
+    if args.until == "train":
+        return _done(wh, t0)
+    run = score_warehouse(wh, progress=False, wait=60.0)
+    print(f"scored {run['stars_scored']:,} stars ({run['spectra_scored']:,} with spectra)")
+    if args.until == "score":
+        return _done(wh, t0)
+    _done(wh, t0)
+    from startrack.dashboard.serve import create_app
+
+    print(f"dashboard: http://{args.host}:{args.port}/  (Ctrl-C stops it)")
+    create_app(wh.root).run(host=args.host, port=args.port, debug=False)
+    return 0
+
+
+def _done(wh, t0: float) -> int:
     print(f"demo ready in {time.perf_counter() - t0:.0f} s; warehouse: {wh.root}")
     print('try: startrack sql "select label, count(*) n from stars group by 1 order by 2 desc"')
     return 0

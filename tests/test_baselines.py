@@ -121,7 +121,8 @@ def test_run_baselines_scores_every_branch_on_the_models_split() -> None:
     tables = baselines.run_baselines(stars, spectra, "v-test", templates=builtin_templates())
     m = tables["metrics"]
     assert set(m["branch"]) == {"baseline_hgb", "baseline_pca_lr", "baseline_template"}
-    assert set(m["split"]) <= {"val", "test"} and (m["model_version"] == "v-test").all()
+    assert set(m["split"]) <= {"val", "test", "val_spectra", "test_spectra"}
+    assert (m["model_version"] == "v-test").all()
     overall = m[m["snr_bin"].isna() & (m["metric"] == "accuracy")].set_index(["branch", "split"])
     n_test = sum(split_of(s) == "test" for s in stars["star_id"])
     n_test_spec = sum(split_of(s) == "test" for s in stars["star_id"][has])

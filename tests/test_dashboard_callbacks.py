@@ -101,10 +101,12 @@ def test_accuracy_view_and_confusion_click(pages, snap) -> None:
     version = data.model_versions(snap)[0]
     options, value = acc.branch_options(version)
     assert value == "fusion" and "baseline_hgb" in options
-    _cards, headline, conf, _classes, _snr = acc.accuracy_view(version, "fusion", "all", "counts")
+    _cards, _headline, conf, _classes, _snr = acc.accuracy_view(version, "fusion", "all", "counts")
     cells = data.confusion(snap, version, "fusion", "all")
     assert sum(map(sum, conf.data[0].z)) == cells["n"].sum()
-    assert "baseline_hgb" in text_of(headline)
+    # baselines are evaluated on held-out stars only, side by side with the model there
+    _, test_headline, _, _, _ = acc.accuracy_view(version, "fusion", "test", "counts")
+    assert "baseline_hgb" in text_of(test_headline) and "baseline_pca_lr" in text_of(test_headline)
     _, _, normed, _, _ = acc.accuracy_view(version, "fusion", "all", "rows")
     row_sums = [sum(r) for r in normed.data[0].z if sum(r) > 0]
     assert row_sums == pytest.approx([1.0] * len(row_sums))

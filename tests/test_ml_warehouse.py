@@ -67,22 +67,80 @@ def test_train_publish_score_and_predict_from_the_warehouse(tmp_path):
     meta = train_and_publish(wh, TrainConfig(epochs=1, min_class_count=2), progress=False)
     models = wh.current().table("models").to_pandas()
     assert models["is_current"].tolist() == [True] and models["version"][0] == meta["version"]
+    assert (wh.root / models["path"][0] / "model.pt").exists()
 
     run = score_warehouse(wh, progress=False)
     snap = wh.current()
     pred = snap.table("predictions").to_pandas()
-    assert run["mode"] == "full" and run["stars_scored"] == len(data.stars) == len(pred)
-    assert pred["lstm_label"].notna().sum() == len(data.norm)
-    assert all(len(t) == 3 for t in pred["fusion_topk_labels"])
+    fusion, dense, lstm = (pred[pred["branch"] == b] for b in ("fusion", "dense", "lstm"))
+    assert run["mode"] == "full" and run["stars_scored"] == len(data.stars)
+    # every star gets dense and fusion; only stars with a spectrum get an lstm prediction
+    assert len(fusion) == len(dense) == len(data.stars) and len(lstm) == len(data.norm)
+    no_spec = set(data.stars["star_id"][data.spec_row < 0])
+    assert no_spec and no_spec <= set(fusion["star_id"]) and not no_spec & set(lstm["star_id"])
+    assert all(1 <= len(t) <= 5 for t in fusion["topk"])
+    top = fusion["topk"].iloc[0]
+    assert top[0]["label"] == fusion["label"].iloc[0] and top[0]["prob"] >= top[-1]["prob"]
+    assert (fusion["correct"] == (fusion["label"] == fusion["actual"])).all()
     metrics = snap.table("metrics").to_pandas()
     assert {"dense", "lstm", "fusion"} <= set(metrics["branch"])
+    assert {"baseline_hgb", "baseline_pca_lr", "baseline_template"} <= set(metrics["branch"])
     assert not snap.table("confusion").to_pandas().empty
 
     again = score_warehouse(wh, progress=False)  # nothing changed: nothing to re-score
     assert again["mode"] == "incremental" and again["stars_scored"] == 0
-    assert len(wh.current().table("predictions")) == len(data.stars)
+    kept = wh.current().table("predictions").to_pandas()
+    assert len(kept) == len(pred) and set(kept["run_id"]) == {run["run_id"]}  # untouched
     assert len(wh.current().table("scoring_runs")) == 2
+
+    # a new ingest changes one star: only that star is re-scored
+    stars = wh.current().table("stars").to_pandas()
+    stars.loc[0, "ingest_run"] = "run2"
+    with wh.writer(command="test: re-ingest") as w:
+        w.put_table("stars", stars)
+    third = score_warehouse(wh, progress=False)
+    assert third["mode"] == "incremental" and third["stars_scored"] == 1
+    assert len(wh.current().table("predictions")) == len(pred)
+    assert score_warehouse(wh, full=True, progress=False)["stars_scored"] == len(data.stars)
 
     predictor = warehouse_predictor(wh)
     out = predictor.predict_star(data.stars.iloc[0].to_dict(), None)
     assert out["model_version"] == meta["version"] and out["branches"]["lstm"] is None
+
+
+KILLED_SCORER = """
+import sys, time
+import startrack.ml.score as score
+from startrack.warehouse.store import Warehouse
+
+real = score._score_stream
+def slow(*args, **kwargs):
+    for table in real(*args, **kwargs):
+        print("scoring", flush=True)
+        time.sleep(60)
+        yield table
+score._score_stream = slow
+score.score_warehouse(Warehouse(sys.argv[1]), full=True, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_killed_scoring_run_leaves_previous_predictions(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    wh, _ = _warehouse(tmp_path, n=80)
+    train_and_publish(wh, TrainConfig(epochs=1, min_class_count=2), progress=False, baselines=False)
+    score_warehouse(wh, progress=False)
+    before = (wh.current_id(), wh.current().table("predictions").to_pandas())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SCORER, str(wh.root)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "scoring"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert wh.current_id() == before[0]
+    assert wh.current().table("predictions").to_pandas().equals(before[1])
+    assert score_warehouse(wh, full=True, progress=False)["status"] == "ok"

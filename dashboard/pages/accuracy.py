@@ -14,7 +14,11 @@ from startrack.dashboard import data, figures
 from startrack.dashboard.components import card, error_alert, frame_table, info_alert
 from startrack.warehouse.store import WarehouseEmpty
 
-SPLITS = (("test split", "test"), ("all stars", "all"))
+SPLITS = (
+    ("test split", "test"),
+    ("test stars with a spectrum", "test_spectra"),
+    ("all stars (incl. training)", "all"),
+)
 
 
 def layout(**_query) -> html.Div:

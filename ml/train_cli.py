@@ -1,0 +1,95 @@
+"""``startrack train``: train the fusion model and the baselines offline; register the model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from startrack.ml.train import TrainConfig
+
+    d = TrainConfig()
+    parser.add_argument("--epochs", type=int, default=d.epochs, help=f"max epochs ({d.epochs})")
+    parser.add_argument(
+        "--batch-size", type=int, default=d.batch_size, help=f"spectra per batch ({d.batch_size})"
+    )
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"learning rate ({d.lr})")
+    parser.add_argument(
+        "--patience", type=int, default=d.patience, help="early stopping: epochs without gain"
+    )
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed ({d.seed})")
+    parser.add_argument("--dense-hidden", type=int, default=d.dense_hidden, help="dense width")
+    parser.add_argument("--lstm-hidden", type=int, default=d.lstm_hidden, help="LSTM hidden size")
+    parser.add_argument("--d-model", type=int, default=d.d_model, help="fusion token width")
+    parser.add_argument(
+        "--min-class-count",
+        type=int,
+        default=d.min_class_count,
+        help=f"labels with fewer training stars are not learned ({d.min_class_count})",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after the epoch that crosses this many seconds",
+    )
+    parser.add_argument("--max-stars", type=int, default=None, help="cap on stars loaded")
+    parser.add_argument("--max-spectra", type=int, default=60_000, help="cap on spectra loaded")
+    parser.add_argument(
+        "--templates",
+        type=Path,
+        default=None,
+        help="template file for the template-fit baseline (default: built-in templates)",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="skip the baselines")
+    parser.add_argument("--wait", type=float, default=60.0, help="wait for another writer (60 s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from startrack.config import warehouse_dir
+    from startrack.ml.score import train_and_publish
+    from startrack.ml.train import TrainConfig
+    from startrack.warehouse.store import Warehouse
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        dense_hidden=args.dense_hidden,
+        lstm_hidden=args.lstm_hidden,
+        d_model=args.d_model,
+        min_class_count=args.min_class_count,
+        time_budget_s=args.time_budget,
+    )
+    t0 = time.perf_counter()
+    meta = train_and_publish(
+        Warehouse(warehouse_dir(args.warehouse)),
+        config,
+        max_stars=args.max_stars,
+        max_spectra=args.max_spectra,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        wait=args.wait,
+        baselines=not args.no_baselines,
+        templates=args.templates,
+    )
+    val = meta["metrics"].get("validation", {})
+    print(
+        f"model {meta['version']}: {len(meta['labels'])} classes, validation accuracy "
+        + ", ".join(
+            f"{k.removesuffix('_accuracy')} {v:.3f}"
+            for k, v in val.items()
+            if k.endswith("_accuracy") and v is not None
+        )
+        + f"; {time.perf_counter() - t0:.0f} s. It is now the current model: run `startrack score`."
+    )
+    return 0
