@@ -27,10 +27,10 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from startrack import grid
 from startrack.labels import sort_key
+from startrack.warehouse.read import Spectrum, read_spectrum
 from startrack.warehouse.store import Snapshot, Warehouse, WarehouseEmpty
 
 log = logging.getLogger(__name__)
@@ -147,62 +147,14 @@ def star_predictions(snap: Snapshot, star_id: str) -> pd.DataFrame:
     return df.sort_values("branch", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class Spectrum:
-    """One gridded spectrum (arrays over the full common grid, see startrack.grid)."""
-
-    star_id: str
-    flux: np.ndarray
-    ivar: np.ndarray
-    mask: np.ndarray
-    norm: float
-    pix_start: int
-    pix_end: int
-    snr_median: float
-
-    def as_record(self) -> dict:
-        return {"flux": self.flux, "ivar": self.ivar, "mask": self.mask, "norm": self.norm}
-
-
-@lru_cache(maxsize=64)
-def _parquet_file(path: str) -> pq.ParquetFile:
-    return pq.ParquetFile(path, memory_map=True)
-
-
 @lru_cache(maxsize=128)
 def spectrum(snap: Snapshot, star_id: str) -> Spectrum | None:
-    """Read one spectrum: spectra_index gives (file, row group, row); pyarrow reads that group."""
-    loc = query(
-        snap,
-        "SELECT file, row_group, row FROM spectra_index "
-        "WHERE plate = ? AND mjd = ? AND fiberid = ?",
-        _ids(star_id),
-    )
-    if loc.empty:
-        return None
-    file, row_group, row = loc.iloc[0]
-    columns = ["flux", "ivar", "mask", "norm", "pix_start", "pix_end", "snr_median"]
-    table = _parquet_file(str(snap.root / file)).read_row_group(int(row_group), columns=columns)
-    rec = table.slice(int(row), 1)
-
-    def arr(name: str, dtype: type) -> np.ndarray:
-        return (
-            rec.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(dtype)
-        )
-
-    def scalar(name: str) -> Any:
-        return rec.column(name)[0].as_py()
-
-    return Spectrum(
-        star_id=star_id,
-        flux=arr("flux", np.float32),
-        ivar=arr("ivar", np.float32),
-        mask=arr("mask", bool),
-        norm=float(scalar("norm") or np.nan),
-        pix_start=int(scalar("pix_start")),
-        pix_end=int(scalar("pix_end")),
-        snr_median=float(scalar("snr_median") or np.nan),
-    )
+    """One spectrum (cached per snapshot): spectra_index, then one Parquet row-group read."""
+    cur = _cursor(snap)
+    try:
+        return read_spectrum(snap, cur, star_id)
+    finally:
+        cur.close()
 
 
 @lru_cache(maxsize=8)
@@ -252,12 +204,6 @@ def current_model(snap: Snapshot) -> dict | None:
     df = models(snap)
     cur = df[df["is_current"].fillna(False).astype(bool)] if not df.empty else df
     return None if cur.empty else cur.iloc[0].to_dict()
-
-
-def current_model_dir(snap: Snapshot) -> Path | None:
-    """Artifact directory of the current model, for startrack.ml.inference.Predictor."""
-    model = current_model(snap)
-    return snap.root / model["path"] if model and model.get("path") else None
 
 
 @lru_cache(maxsize=8)

@@ -1,43 +1,19 @@
 """On-demand re-inference of one star with the current model (startrack.ml.inference).
 
-One :class:`~startrack.ml.inference.Predictor` per warehouse per process: it loads the model
-once and reloads it when the current model (``models.is_current`` in the published snapshot)
-changes, so a model published by ``startrack train`` is used on the next click.
+``startrack.ml.on_demand.predict_star`` keeps one Predictor per warehouse per process: it loads
+the model once and reloads it when the current model changes, so a model published by
+``startrack train`` is used on the next click.
 """
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 from startrack.dashboard import data
+from startrack.ml.on_demand import predict_star
 from startrack.warehouse.store import Warehouse
-
-_predictors: dict[Path, object] = {}
-_lock = threading.Lock()
 
 
 class InferenceUnavailable(RuntimeError):
-    """No model can run here (none trained yet, or the ML part is not installed)."""
-
-
-def _resolver(root: Path):
-    def resolve() -> Path | None:
-        snap = Warehouse(root).current()
-        return data.current_model_dir(snap) if snap else None
-
-    return resolve
-
-
-def predictor(root: Path):
-    try:
-        from startrack.ml.inference import Predictor
-    except ImportError as exc:
-        raise InferenceUnavailable(f"the model code is not available: {exc}") from None
-    with _lock:
-        if root not in _predictors:
-            _predictors[root] = Predictor(_resolver(root))
-        return _predictors[root]
+    """No model can run here (none trained yet)."""
 
 
 def rerun_inference(snap, star_id: str) -> dict:
@@ -53,7 +29,9 @@ def rerun_inference(snap, star_id: str) -> dict:
         raise InferenceUnavailable("no trained model in this warehouse: run `startrack train`")
     spec = data.spectrum(snap, star_id)
     try:
-        result = predictor(snap.root).predict_star(star, spec.as_record() if spec else None)
+        result = predict_star(
+            Warehouse(snap.root), star=star, spectrum=spec.as_record() if spec else None
+        )
     except LookupError as exc:
         raise InferenceUnavailable(str(exc)) from None
     stored = data.star_predictions(snap, star_id)

@@ -29,8 +29,20 @@ class ModelConfig:
     in_channels: int = len(SPECTRUM_CHANNELS)
     npix: int = NPIX
     dense_hidden: int = 128
-    #: (out_channels, kernel, stride) per conv layer: 4*2*2 = 16x shorter sequence for the LSTM.
-    conv_layers: tuple[tuple[int, int, int], ...] = ((24, 8, 4), (48, 5, 2), (64, 5, 2))
+    #: (out_channels, kernel, stride) per conv layer: 4*2*2*2 = 32x shorter sequence for the
+    #: LSTM (146 steps over the 4,671-pixel grid): lines stay resolved by the first layers.
+    conv_layers: tuple[tuple[int, int, int], ...] = (
+        (32, 7, 2),
+        (48, 5, 2),
+        (64, 5, 2),
+        (64, 5, 2),
+        (64, 3, 2),
+    )
+    #: Add a continuum-normalized flux channel (flux / its smoothed self - 1) computed inside
+    #: the network: reddening and flux-calibration tilts vanish from it, the lines remain.
+    continuum_channel: bool = True
+    #: Half-width in pixels of the continuum smoothing (~1.5% in wavelength).
+    continuum_halfwidth: int = 64
     lstm_hidden: int = 64
     d_model: int = 64
     n_heads: int = 4
@@ -45,6 +57,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         d = dict(d)
+        d.setdefault("continuum_channel", False)  # artifacts written before it existed
         d["conv_layers"] = tuple(tuple(layer) for layer in d["conv_layers"])
         return cls(**d)
 
@@ -74,13 +87,33 @@ class DenseBranch(nn.Module):
         return self.net(x)
 
 
+def continuum_normalized(flux: torch.Tensor, mask: torch.Tensor, halfwidth: int) -> torch.Tensor:
+    """flux / smooth(flux) - 1 over unmasked pixels, clipped to [-1.5, 1.5]; 0 where masked.
+
+    The continuum is a mask-aware box smoothing applied twice (~triangular kernel) on an 8x
+    downsampled copy, then interpolated back: cheap, and wide enough that lines barely bias it.
+    """
+    keep = (mask < 0.5).float().unsqueeze(1)
+    f = flux.unsqueeze(1) * keep
+    num, den = F.avg_pool1d(f, 8, 8, ceil_mode=True), F.avg_pool1d(keep, 8, 8, ceil_mode=True)
+    k = max(1, halfwidth // 8)
+    for _ in range(2):
+        num = F.avg_pool1d(num, 2 * k + 1, 1, k, count_include_pad=False)
+        den = F.avg_pool1d(den, 2 * k + 1, 1, k, count_include_pad=False)
+    cont = num / den.clamp(min=1e-3)
+    cont = F.interpolate(cont, size=flux.shape[-1], mode="linear", align_corners=False)[:, 0]
+    ratio = flux / cont.clamp(min=0.05) - 1.0
+    return torch.where(mask < 0.5, ratio.clamp(-1.5, 1.5), torch.zeros_like(ratio))
+
+
 class SpectrumBranch(nn.Module):
-    """Strided conv front end (16x shorter sequence) -> BiLSTM -> masked mean+max pooling."""
+    """Strided conv front end (32x shorter sequence) -> BiLSTM -> masked mean+max pooling."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        self.continuum_halfwidth = cfg.continuum_halfwidth if cfg.continuum_channel else 0
         layers: list[nn.Module] = []
-        c_in = cfg.in_channels
+        c_in = cfg.in_channels + (1 if cfg.continuum_channel else 0)
         for c, k, stride in cfg.conv_layers:
             layers += [
                 nn.Conv1d(c_in, c, k, stride=stride, padding=(k - stride + 1) // 2),
@@ -101,7 +134,12 @@ class SpectrumBranch(nn.Module):
         return cov[:, 0, :length]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x)  # (B, C, L')
+        """x (B, C, NPIX): channel 0 normalized flux, channel 1 mask (1 = masked)."""
+        if self.continuum_halfwidth:
+            lines = continuum_normalized(x[:, 0], x[:, 1], self.continuum_halfwidth)
+            h = self.conv(torch.cat([x, lines.unsqueeze(1)], dim=1))
+        else:
+            h = self.conv(x)  # (B, C, L')
         seq, _ = self.lstm(h.transpose(1, 2))  # (B, L', 2H)
         valid = self._coverage(x[:, 1], seq.shape[1])  # channel 1 is the mask
         n = valid.sum(1, keepdim=True).clamp(min=1.0)

@@ -92,9 +92,15 @@ class TrainConfig:
     epochs: int = 15
     batch_size: int = 64  #: stars with a spectrum per batch
     phot_per_spec: float = 2.0  #: photometry-only stars per spectrum star in a batch
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-2
     label_smoothing: float = 0.05
+    #: Spectrum stars are drawn with probability ~ count(class)^-sample_power (with
+    #: replacement): rare classes are seen often, with fresh augmentations each time.
+    sample_power: float = 0.5
+    #: Loss weight ~ count^-power: photometry-only stars / spectrum stars (on top of sampling).
+    class_weight_power: float = 0.5
+    spec_weight_power: float = 0.25
     dense_hidden: int = 128
     lstm_hidden: int = 64
     d_model: int = 64
@@ -144,9 +150,16 @@ def _macro_f1(y: np.ndarray, logits: np.ndarray, rows: np.ndarray) -> float:
     return float(f1_score(y[rows], logits[rows].argmax(1), average="macro", zero_division=0))
 
 
-def _batches(spec_idx, phot_idx, cfg: TrainConfig, rng: np.random.Generator):
-    """Yield index arrays mixing spectrum stars and photometry-only stars."""
-    spec = rng.permutation(spec_idx)
+def _batches(spec_idx, phot_idx, cfg: TrainConfig, rng: np.random.Generator, spec_p=None):
+    """Yield index arrays mixing spectrum stars and photometry-only stars.
+
+    ``spec_p``: sampling probabilities of the spectrum stars (class balancing); None = each
+    once, in random order.
+    """
+    if spec_p is not None and len(spec_idx):
+        spec = rng.choice(spec_idx, size=len(spec_idx), replace=True, p=spec_p)
+    else:
+        spec = rng.permutation(spec_idx)
     n_phot = min(len(phot_idx), round(cfg.phot_per_spec * max(len(spec), 1)))
     if len(spec) == 0:  # photometry-only training set
         n_phot = min(len(phot_idx), max(cfg.batch_size * 16, 4096))
@@ -209,8 +222,7 @@ def train_model(
     norm_spectra = Spectra(flux_n.numpy(), ivar_n.numpy(), mask_n.numpy(), ones, data.spec_row)
 
     counts = np.bincount(y[train_idx], minlength=len(classes)).astype(np.float64)
-    weights = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-    weights = torch.as_tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
+    weights = _class_weights(counts, cfg.class_weight_power)
     neighbours = neighbour_matrix(classes)
     mk_class = torch.as_tensor(
         [normalize_subclass(c).family == "MK" for c in classes], dtype=torch.bool
@@ -227,12 +239,24 @@ def train_model(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     spec_train = train_idx[data.spec_row[train_idx] >= 0]
     phot_train = train_idx[data.spec_row[train_idx] < 0]
+    spec_counts = np.bincount(y[spec_train], minlength=len(classes)).astype(np.float64)
+    spec_weights = _class_weights(spec_counts, cfg.spec_weight_power)
+    spec_p = None
+    if len(spec_train) and cfg.sample_power > 0:
+        spec_p = np.maximum(spec_counts[y[spec_train]], 1.0) ** -cfg.sample_power
+        spec_p /= spec_p.sum()
     steps_per_epoch = sum(
         1 for _ in _batches(spec_train, phot_train, cfg, np.random.default_rng(0))
     )
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
-    )
+    total_steps = cfg.epochs * steps_per_epoch
+    global_step = 0
+
+    def progress_done() -> float:
+        """Fraction of the run done: by steps, or by the time budget when that comes first."""
+        p = global_step / max(total_steps, 1)
+        if cfg.time_budget_s:
+            p = max(p, (time.monotonic() - t_start) / cfg.time_budget_s)
+        return p
 
     best = (-np.inf, None, 0)  # score, state, epoch
     history: list[dict] = []
@@ -243,7 +267,7 @@ def train_model(
         sums = dict.fromkeys(HEADS, 0.0)
         n_steps = 0
         bar = tqdm(
-            list(_batches(spec_train, phot_train, cfg, rng)),
+            list(_batches(spec_train, phot_train, cfg, rng, spec_p)),
             desc=f"epoch {epoch}/{cfg.epochs}",
             disable=not progress,
             leave=False,
@@ -259,6 +283,7 @@ def train_model(
                 y,
                 stats,
                 weights,
+                spec_weights,
                 neighbours,
                 mk_class,
                 gen,
@@ -268,9 +293,10 @@ def train_model(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_factor(progress_done())
             opt.step()
-            if n_steps < steps_per_epoch:
-                sched.step()
+            global_step += 1
             n_steps += 1
             for h, v in losses.items():
                 sums[h] += float(v.detach())
@@ -318,6 +344,10 @@ def train_model(
         if cfg.time_budget_s and time.monotonic() - t_start > cfg.time_budget_s:
             log.info("time budget %.0fs reached after epoch %d", cfg.time_budget_s, epoch)
             break
+        if cfg.time_budget_s and progress_done() * (1 + 1 / epoch) > 1.0:
+            # the next epoch would end past the budget: the schedule has annealed, stop here
+            log.info("time budget %.0fs: no room for another epoch", cfg.time_budget_s)
+            break
     if best[1] is not None:
         model.load_state_dict(best[1])
     model.eval()
@@ -349,6 +379,17 @@ def train_model(
     return TrainResult(model, meta, history)
 
 
+def lr_factor(progress: float, warmup: float = 0.05, floor: float = 0.02) -> float:
+    """Linear warm-up then cosine decay to ``floor`` over progress in [0, 1].
+
+    Driven by progress (steps or elapsed/time budget) so a time-limited run still anneals.
+    """
+    if progress < warmup:
+        return max(floor, progress / warmup)
+    t = min(1.0, (progress - warmup) / (1 - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
 def _subset(spectra: Spectra, idx: np.ndarray) -> Spectra:
     return Spectra(spectra.flux, spectra.ivar, spectra.mask, spectra.norm, spectra.row[idx])
 
@@ -363,6 +404,7 @@ def _train_step(
     y,
     stats,
     weights,
+    spec_weights,
     neighbours,
     mk_class,
     gen,
@@ -402,17 +444,33 @@ def _train_step(
     raw = augment_photometry(raw, magerr, ebv, gen, cfg.augment)
     tab = stats.apply(tabular_features(raw))
     out = model(tab, x, has)
-    ce = dict(weight=weights, label_smoothing=cfg.label_smoothing)
+    w = torch.where(has, spec_weights[yb], weights[yb])
+    eps = cfg.label_smoothing
+    targets = targets * (1 - eps) + eps / targets.shape[1]
     losses = {
-        "dense": F.cross_entropy(out["dense"], targets, **ce),
-        "fusion": F.cross_entropy(out["fusion"], targets, **ce),
+        "dense": _weighted_ce(out["dense"], targets, w),
+        "fusion": _weighted_ce(out["fusion"], targets, w),
     }
     losses["lstm"] = (
-        F.cross_entropy(out["lstm"][has], targets[has], **ce)
+        _weighted_ce(out["lstm"][has], targets[has], w[has])
         if bool(has.any())
         else out["lstm"].sum() * 0
     )
     return losses
+
+
+def _weighted_ce(logits: torch.Tensor, targets: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Soft-target cross-entropy, per-star weighted mean."""
+    ce = -(targets * F.log_softmax(logits, dim=1)).sum(1)
+    return (ce * w).sum() / w.sum().clamp(min=1e-6)
+
+
+def _class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
+    """count^-power per class, mean 1 over the classes present."""
+    w = np.maximum(counts, 1.0) ** -power
+    present = counts > 0
+    w = w / (w[present].mean() if present.any() else 1.0)
+    return torch.as_tensor(w, dtype=torch.float32)
 
 
 def _calibrate(model, stats, raw_all, spectra, y, val_idx, data):

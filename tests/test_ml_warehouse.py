@@ -51,6 +51,20 @@ def _warehouse(tmp_path, n=160):
         part = w.new_spectra_part(0)
         pq.write_table(table, part)
         w.add_spectra_part(part)
+        w.put_table(
+            "spectra_index",
+            pa.table(
+                {
+                    "plate": table["plate"],
+                    "mjd": table["mjd"],
+                    "fiberid": table["fiberid"],
+                    "star_id": table["star_id"],
+                    "file": [part.relative_to(wh.root).as_posix()] * m,
+                    "row_group": pa.array([0] * m, pa.int32()),
+                    "row": pa.array(range(m), pa.int32()),
+                }
+            ),
+        )
     return wh, data
 
 
@@ -144,3 +158,26 @@ def test_killed_scoring_run_leaves_previous_predictions(tmp_path):
     assert wh.current_id() == before[0]
     assert wh.current().table("predictions").to_pandas().equals(before[1])
     assert score_warehouse(wh, full=True, progress=False)["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_on_demand_inference_by_star_id(tmp_path):
+    from startrack.ml.on_demand import StarUnknown, predict_star
+
+    wh, data = _warehouse(tmp_path, n=80)
+    with pytest.raises(LookupError, match=r"no trained model|startrack train"):
+        predict_star(wh, data.stars["star_id"][0])
+    train_and_publish(wh, TrainConfig(epochs=1, min_class_count=2), progress=False,
+                      baselines=False)  # fmt: skip
+    score_warehouse(wh, progress=False)
+    stored = wh.current().table("predictions").to_pandas()
+    with_spec = data.stars["star_id"][np.flatnonzero(data.spec_row >= 0)[0]]
+    without = data.stars["star_id"][np.flatnonzero(data.spec_row < 0)[0]]
+    out = predict_star(wh, with_spec)
+    assert set(out["branches"]) == {"dense", "lstm", "fusion"} and out["latency_ms"] > 0
+    for branch, pred in out["branches"].items():  # the same answer as the batch scoring
+        row = stored[(stored["star_id"] == with_spec) & (stored["branch"] == branch)]
+        assert pred["label"] == row["label"].iloc[0]
+    assert predict_star(wh, without)["branches"]["lstm"] is None
+    with pytest.raises(StarUnknown):
+        predict_star(wh, "9999-99999-0999")

@@ -101,3 +101,31 @@ def test_fully_masked_spectrum_gives_finite_output(model):
     with torch.inference_mode():
         out = model(tab, spec, torch.ones(2, dtype=torch.bool))
     assert all(torch.isfinite(out[h]).all() for h in HEADS)
+
+
+def test_continuum_channel_removes_a_smooth_tilt_but_keeps_lines():
+    from startrack.ml.model import continuum_normalized
+
+    x = torch.linspace(0, 1, NPIX)
+    line = torch.zeros(NPIX)
+    line[2000:2006] = -0.5  # a narrow absorption line
+    flat = 1.0 + line
+    tilted = (1.0 + line) * (0.5 + 1.5 * x)  # reddening / calibration tilt
+    mask = torch.zeros(2, NPIX)
+    out = continuum_normalized(torch.stack([flat, tilted]), mask, 64)
+    assert out[:, 2000:2006].mean() < -0.4  # the line survives in both
+    far = torch.cat([torch.arange(300, 1900), torch.arange(2100, 4300)])
+    assert out[:, far].abs().max() < 0.05  # the tilt is gone away from the ends
+    torch.testing.assert_close(out[0, 2000:2006], out[1, 2000:2006], atol=0.03, rtol=0)
+
+
+def test_configs_saved_before_the_continuum_channel_still_load():
+    d = ModelConfig(n_classes=K).to_dict()
+    del d["continuum_channel"]
+    old = ModelConfig.from_dict(d)
+    assert old.continuum_channel is False
+    m = StarClassifier(old).eval()
+    tab, spec = _batch(2)
+    with torch.inference_mode():
+        out = m(tab, spec, torch.tensor([True, False]))
+    assert out["lstm"].shape == (2, K)

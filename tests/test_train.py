@@ -72,3 +72,36 @@ def test_photometry_only_training_set_works():
     assert (data.spec_row < 0).all() and data.flux.shape[0] == 0
     result = train_model(data, TrainConfig(epochs=1, min_class_count=2), progress=False)
     assert np.isfinite(result.history[0]["loss_dense"])
+
+
+def test_learning_rate_warms_up_then_anneals_to_the_floor():
+    from startrack.ml.train import lr_factor
+
+    assert lr_factor(0.0) == pytest.approx(0.02)
+    assert lr_factor(0.05) == pytest.approx(1.0)
+    assert lr_factor(0.5) < lr_factor(0.2) < 1.0
+    assert lr_factor(1.0) == pytest.approx(0.02) and lr_factor(3.0) == pytest.approx(0.02)
+
+
+def test_class_balanced_sampling_draws_rare_spectrum_classes_more_often():
+    from startrack.ml.train import _batches
+
+    y = np.array([0] * 90 + [1] * 10)
+    counts = np.bincount(y).astype(float)
+    p = counts[y] ** -0.5
+    p /= p.sum()
+    cfg = TrainConfig(batch_size=20, phot_per_spec=0.0)
+    rng = np.random.default_rng(0)
+    drawn = np.concatenate(
+        [b for _ in range(50) for b in _batches(np.arange(100), np.arange(0), cfg, rng, p)]
+    )
+    share_rare = float((y[drawn] == 1).mean())
+    assert share_rare == pytest.approx(0.25, abs=0.03)  # sqrt(10)/(sqrt(10)+sqrt(90)) = 0.25
+
+
+def test_time_budget_stops_training_and_still_returns_a_calibrated_model():
+    data = synthetic_data(200, spec_fraction=0.5, seed=4)
+    cfg = TrainConfig(epochs=50, batch_size=16, min_class_count=2, time_budget_s=0.5)
+    result = train_model(data, cfg, progress=False)
+    assert 1 <= len(result.history) < 50
+    assert set(result.meta["temperatures"]) == {"dense", "lstm", "fusion"}
