@@ -16,24 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-
-def air_to_vacuum(wave_air: float | np.ndarray) -> np.ndarray:
-    """Air to vacuum wavelength (Angstrom), the Piskunov formula used by VALD3 and SDSS tools.
-
-    n - 1 = 8.336624212083e-5 + 2.408926869968e-2 / (130.1065924522 - s^2)
-            + 1.599740894897e-4 / (38.92568793293 - s^2),  s = 1e4 / lambda_air [1/um]
-    """
-    wave = np.asarray(wave_air, dtype=np.float64)
-    s2 = (1e4 / wave) ** 2
-    n = (
-        1.0
-        + 8.336624212083e-5
-        + 2.408926869968e-2 / (130.1065924522 - s2)
-        + 1.599740894897e-4 / (38.92568793293 - s2)
-    )
-    return wave * n
+from startrack.grid import air_to_vacuum
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from startrack.etl.fits_writer import (
 )
 from startrack.etl.photometry import BANDS, observe_psf_mags, weights_for_loglam
 from startrack.etl.templates import TemplateSet, extend_for_photometry, load_templates
-from startrack.grid import C_KMS, DLOGLAM
+from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
 from startrack.labels import MK_LETTERS, normalize_subclass
 
 log = logging.getLogger(__name__)
@@ -115,19 +115,6 @@ class SimulationSummary:
 
 
 # ----------------------------------------------------------------------------- helpers
-def air_to_vacuum(air: np.ndarray) -> np.ndarray:
-    """Air -> vacuum wavelength (A), Morton (1991) / Ciddor index of refraction."""
-    air = np.asarray(air, dtype=np.float64)
-    s2 = (1e4 / air) ** 2
-    n = (
-        1.0
-        + 8.336624212083e-5
-        + 2.408926869968e-2 / (1.301065924522e2 - s2)
-        + 1.599740894897e-4 / (3.892568793293e1 - s2)
-    )
-    return air * n
-
-
 def specobjid(plate: np.ndarray, mjd: np.ndarray, fiber: np.ndarray, run2d: int = 26) -> list[str]:
     """SDSS DR8+ specObjID bit packing (plate<<50 | fiber<<38 | (mjd-50000)<<24 | run2d<<10)."""
     p = np.asarray(plate, dtype=np.uint64)

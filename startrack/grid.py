@@ -31,3 +31,21 @@ def wavelength() -> np.ndarray:
 def pixel_of(loglam_value: float | np.ndarray) -> np.ndarray:
     """Fractional grid pixel of a log-wavelength (pixel 0 at LOGLAM0)."""
     return (np.asarray(loglam_value, dtype=np.float64) - LOGLAM0) / DLOGLAM
+
+
+def air_to_vacuum(wave_air: float | np.ndarray) -> np.ndarray:
+    """Air to vacuum wavelength (Angstrom): SDSS spectra are in vacuum, line lists often in air.
+
+    Morton (2000) / Piskunov (VALD3) index of refraction, s = 1e4 / lambda_air [1/um]:
+    n - 1 = 8.336624212083e-5 + 2.408926869968e-2 / (130.1065924522 - s^2)
+            + 1.599740894897e-4 / (38.92568793293 - s^2)
+    """
+    wave = np.asarray(wave_air, dtype=np.float64)
+    s2 = (1e4 / wave) ** 2
+    n = (
+        1.0
+        + 8.336624212083e-5
+        + 2.408926869968e-2 / (130.1065924522 - s2)
+        + 1.599740894897e-4 / (38.92568793293 - s2)
+    )
+    return wave * n
