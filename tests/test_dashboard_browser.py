@@ -205,3 +205,42 @@ def test_phone_width_layout(browser, server_url) -> None:
         _shot(browser, "star_phone")
     finally:
         browser.set_window_size(1400, 1800)
+
+
+def test_serving_continues_while_score_publishes(server_url, dashboard_warehouse) -> None:  # noqa: F811
+    """Requests during a real scoring run all succeed; the new run shows once published."""
+    import json
+    import urllib.request
+
+    from startrack.ml.score import score_warehouse
+    from startrack.warehouse.store import Warehouse
+
+    wh = Warehouse(dashboard_warehouse)
+    star_id = data.random_star_id(wh.current())
+    before = wh.current_id()
+    errors: list[str] = []
+    done = threading.Event()
+    seen: set[str] = set()
+
+    def hammer() -> None:
+        while not done.is_set():
+            for path in (f"/api/star/{star_id}", "/", "/accuracy", "/runs"):
+                try:
+                    with urllib.request.urlopen(server_url + path, timeout=30) as resp:
+                        body = resp.read()
+                        if path.startswith("/api/"):
+                            seen.add(json.loads(body)["snapshot"])
+                except Exception as exc:  # any failure is what this test is about
+                    errors.append(f"{path}: {exc}")
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        run = score_warehouse(wh, full=True, progress=False)
+        time.sleep(1.0)
+    finally:
+        done.set()
+        thread.join()
+    assert not errors, errors[:3]
+    assert wh.current_id() != before and wh.current_id() in seen
+    assert run["run_id"] in set(data.runs_tables(wh.current())["scoring_runs"]["run_id"])
