@@ -14,28 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import time
 from pathlib import Path
 
 import duckdb
 import numpy as np
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
-    )
+from machine import describe_machine
 
 
 def bench_spectra(workdir: Path, n_spectra: int, workers: int) -> dict:
@@ -172,7 +157,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    results = {"machine": machine()}
+    results = {"machine": describe_machine()}
     results["spectra"] = bench_spectra(args.workdir, args.spectra, args.workers)
     print(json.dumps(results["spectra"], indent=2), flush=True)
     cat = make_catalog(args.workdir, args.stars, args.workers)

@@ -134,6 +134,13 @@ def summarize(metrics: pd.DataFrame) -> dict:
                 "n": int(nn.iloc[0]) if len(nn) else None,
             }
         row["by_snr"] = by
+        hi = [v for b, v in by.items() if _bin_key(b) >= 10 and v["n"]]
+        if hi:
+            n_hi = sum(v["n"] for v in hi)
+            row["snr_ge_10"] = {
+                m: round(sum(v[m] * v["n"] for v in hi) / n_hi, 3)
+                for m in ("accuracy", "within_one")
+            } | {"n": n_hi}
         out.setdefault(split, {})[branch] = row
     return out
 
@@ -304,10 +311,10 @@ def markdown(result: dict) -> str:
         lines += [
             f"## {split}",
             "",
-            "| branch | n | accuracy | macro-F1 | within one | "
+            "| branch | n | accuracy | macro-F1 | within one | S/N>=10 acc / w1 | "
             + " | ".join(f"S/N {b} acc / w1" for b in bins)
             + " |",
-            "|---" * (5 + len(bins)) + "|",
+            "|---" * (6 + len(bins)) + "|",
         ]
         order = [*HEAD_BRANCHES, *BASELINE_BRANCHES, "template_builtin"]
         for branch in sorted(table, key=lambda b: order.index(b) if b in order else 99):
@@ -321,7 +328,7 @@ def markdown(result: dict) -> str:
             lines.append(
                 f"| {branch} | {r.get('n')} | {r.get('accuracy', float('nan')):.3f} | "
                 f"{r.get('macro_f1', float('nan')):.3f} | {r.get('within_one', float('nan')):.3f}"
-                f" | " + " | ".join(cells) + " |"
+                f" | {_pair(r.get('snr_ge_10'))} | " + " | ".join(cells) + " |"
             )
         lines.append("")
     if "generalization" in result:
@@ -350,6 +357,10 @@ def markdown(result: dict) -> str:
             lines.append(f"| {k} | {v} | {r['load']} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _pair(r: dict | None) -> str:
+    return f"{r['accuracy']:.3f} / {r['within_one']:.3f}" if r else "-"
 
 
 def _bin_key(b: str) -> float:

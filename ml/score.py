@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from startrack.labels import spectral_type_of
 from startrack.ml.dataset import DEFAULT_MAX_SPECTRA, _fixed_list, iter_spectra, load_training_data
@@ -227,6 +228,35 @@ def _to_rows(
     return pa.concat_tables(tables)
 
 
+#: The ``predictions`` table (README: warehouse schema).
+PREDICTIONS = pa.schema(
+    [
+        ("plate", pa.int32()),
+        ("mjd", pa.int32()),
+        ("fiberid", pa.int32()),
+        ("star_id", pa.string()),
+        ("model_version", pa.string()),
+        ("branch", pa.string()),
+        ("label", pa.string()),
+        ("prob", pa.float64()),
+        ("topk", pa.list_(pa.struct([("label", pa.string()), ("prob", pa.float64())]))),
+        ("actual", pa.string()),
+        ("correct", pa.bool_()),
+        ("within_one", pa.bool_()),
+        ("split", pa.string()),
+        ("ingest_run", pa.string()),
+        ("run_id", pa.string()),
+        ("scored_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def _write_part(w, table: pa.Table, n: int) -> str:
+    path = w.scratch(f"predictions-{n:05d}.parquet")
+    pq.write_table(table, path, compression="zstd", compression_level=1)
+    return str(path)
+
+
 def within_one_array(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Vectorized labels.within_one_subtype: each distinct label is parsed once."""
     types = {lab: spectral_type_of(lab) for lab in set(actual) | set(predicted) if lab}
@@ -365,7 +395,8 @@ def score_warehouse(
             stars = con.execute(f"SELECT {', '.join(cols)} FROM stars").df()
         finally:
             con.close()
-        old = snap.table("predictions") if "predictions" in snap.tables else None
+        has_old = not full and "predictions" in snap.tables
+        old = snap.table("predictions") if has_old else None
         mode, keep, todo = "full", None, stars
         if not full and old is not None and old.num_rows:
             same_model = pc.equal(old["model_version"], version)
@@ -383,20 +414,24 @@ def score_warehouse(
                     pc.is_in(mine["star_id"], pa.array(fresh.to_numpy(), pa.string()))
                 )
                 todo = stars[~stars["star_id"].isin(set(fresh))]
-        new = list(_score_stream(snap, model, meta, todo, run_id, progress))
-        if keep is not None and new:
-            keep = keep.cast(new[0].schema)
-        parts = [t for t in (keep, *new) if t is not None and t.num_rows]
+        # Each scored batch goes straight to a scratch Parquet part, so memory stays bounded
+        # whatever the survey size; DuckDB then sorts the parts out of core into one file.
+        parts: list[str] = []
+        if keep is not None and keep.num_rows:
+            parts.append(_write_part(w, keep.cast(PREDICTIONS), len(parts)))
+        for table in _score_stream(snap, model, meta, todo, run_id, progress):
+            parts.append(_write_part(w, table.cast(PREDICTIONS), len(parts)))
         n_scored = len(todo)
         n_spec = int(todo["has_spectrum"].fillna(False).astype(bool).sum())
         if parts:
-            pred = pa.concat_tables(parts)
             path = w.scratch("predictions.parquet")
+            tmp = duckdb.connect(config={"memory_limit": "768MB"})
+            tmp.execute(f"SET temp_directory = '{w.scratch('duckdb_tmp')}'")
+            listing = ", ".join(f"'{p}'" for p in parts)
             # sorted by id: DuckDB's zone maps then make per-star lookups cheap
-            tmp = duckdb.connect()
-            tmp.register("pred", pred)
             tmp.execute(
-                f"COPY (SELECT * FROM pred ORDER BY plate, mjd, fiberid, branch) TO '{path}' "
+                f"COPY (SELECT * FROM read_parquet([{listing}]) "
+                f"ORDER BY plate, mjd, fiberid, branch) TO '{path}' "
                 "(FORMAT parquet, COMPRESSION zstd)"
             )
             tmp.execute(f"CREATE VIEW predictions AS SELECT * FROM read_parquet('{path}')")

@@ -91,7 +91,7 @@ class TrainingData:
 class TrainConfig:
     epochs: int = 15
     batch_size: int = 64  #: stars with a spectrum per batch
-    phot_per_spec: float = 2.0  #: photometry-only stars per spectrum star in a batch
+    phot_per_spec: float = 4.0  #: photometry-only stars per spectrum star (cheap: no LSTM)
     lr: float = 3e-3
     weight_decay: float = 1e-2
     label_smoothing: float = 0.05
