@@ -26,8 +26,8 @@ import numpy as np
 def _clear_caches() -> None:
     from startrack.dashboard import data
 
-    for obj in vars(data).values():
-        if hasattr(obj, "cache_clear") and obj is not data._parquet_file:
+    for obj in vars(data).values():  # per-star caches; open Parquet file handles stay
+        if hasattr(obj, "cache_clear"):
             obj.cache_clear()
 
 
