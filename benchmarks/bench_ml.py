@@ -311,10 +311,10 @@ def markdown(result: dict) -> str:
         lines += [
             f"## {split}",
             "",
-            "| branch | n | accuracy | macro-F1 | within one | S/N>=10 acc / w1 | "
+            "| branch | n | accuracy | macro-F1 | within one | ECE | S/N>=10 acc / w1 | "
             + " | ".join(f"S/N {b} acc / w1" for b in bins)
             + " |",
-            "|---" * (6 + len(bins)) + "|",
+            "|---" * (7 + len(bins)) + "|",
         ]
         order = [*HEAD_BRANCHES, *BASELINE_BRANCHES, "template_builtin"]
         for branch in sorted(table, key=lambda b: order.index(b) if b in order else 99):
@@ -328,7 +328,9 @@ def markdown(result: dict) -> str:
             lines.append(
                 f"| {branch} | {r.get('n')} | {r.get('accuracy', float('nan')):.3f} | "
                 f"{r.get('macro_f1', float('nan')):.3f} | {r.get('within_one', float('nan')):.3f}"
-                f" | {_pair(r.get('snr_ge_10'))} | " + " | ".join(cells) + " |"
+                f" | {_num(r.get('ece'))} | {_pair(r.get('snr_ge_10'))} | "
+                + " | ".join(cells)
+                + " |"
             )
         lines.append("")
     if "generalization" in result:
@@ -357,6 +359,10 @@ def markdown(result: dict) -> str:
             lines.append(f"| {k} | {v} | {r['load']} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def _pair(r: dict | None) -> str:

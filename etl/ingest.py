@@ -257,7 +257,7 @@ def _ingest_catalogs(w: Writer, catalogs: list[Path], report: IngestReport) -> l
                 report.rejects.extend(chunk.rejects)
                 report.catalog_rows += chunk.stars.num_rows
                 part = w.scratch(f"catalog-{len(parts):05d}.parquet")
-                pq.write_table(chunk.stars.cast(STARS), part)
+                pq.write_table(chunk.stars.cast(STARS), part, compression="none")
                 parts.append(part)
         except Exception as exc:  # a broken catalog must not stop the other inputs
             log.warning("catalog %s rejected: %s", path, exc)

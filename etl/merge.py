@@ -66,7 +66,7 @@ def merge_stars(
     same = " AND ".join(f'n."{c}" IS NOT DISTINCT FROM b."{c}"' for c in VALUE_COLUMNS)
     con.execute(
         f"""
-        CREATE TEMP TABLE merged AS
+        CREATE TEMP VIEW merged AS
         WITH joined AS (
             SELECT plate, mjd, fiberid, {values},
                    coalesce(c.source, s.source) AS new_source,

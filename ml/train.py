@@ -344,8 +344,9 @@ def train_model(
         if cfg.time_budget_s and time.monotonic() - t_start > cfg.time_budget_s:
             log.info("time budget %.0fs reached after epoch %d", cfg.time_budget_s, epoch)
             break
-        if cfg.time_budget_s and progress_done() * (1 + 1 / epoch) > 1.0:
-            # the next epoch would end past the budget: the schedule has annealed, stop here
+        elapsed = time.monotonic() - t_start
+        if cfg.time_budget_s and elapsed + row["seconds"] > cfg.time_budget_s:
+            # another epoch as long as the last would end past the budget: stop here
             log.info("time budget %.0fs: no room for another epoch", cfg.time_budget_s)
             break
     if best[1] is not None:

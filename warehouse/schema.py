@@ -109,10 +109,3 @@ EMPTY_SCHEMAS: dict[str, pa.Schema] = {
     "ingest_runs": INGEST_RUNS,
     "rejects": REJECTS,
 }
-
-#: Physical order of the native DuckDB tables: zone maps then make id lookups cheap.
-SORT_KEYS: dict[str, tuple[str, ...]] = {
-    "stars": ("plate", "mjd", "fiberid"),
-    "spectra_index": ("plate", "mjd", "fiberid"),
-    "predictions": ("plate", "mjd", "fiberid"),
-}

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from startrack.warehouse.lock import WarehouseBusy, WriterLock
-from startrack.warehouse.schema import EMPTY_SCHEMAS, SORT_KEYS, SPECTRA
+from startrack.warehouse.schema import EMPTY_SCHEMAS, SPECTRA
 
 __all__ = ["Snapshot", "Warehouse", "WarehouseBusy", "WarehouseEmpty", "Writer"]
 
@@ -339,13 +339,9 @@ def _build_duckdb(db_path: Path, root: Path, tables: list[str], spectra: list[st
     """Native tables (fast point lookups) plus a ``spectra`` view over the part files."""
     con = duckdb.connect(str(db_path))
     try:
-        for name in tables:
+        for name in tables:  # writers store big tables sorted by id (zone maps do the rest)
             src = str(db_path.parent / f"{name}.parquet")
-            order = SORT_KEYS.get(name)
-            order_sql = f" ORDER BY {', '.join(order)}" if order else ""
-            con.execute(
-                f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet($1){order_sql}', [src]
-            )
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet($1)', [src])
         if spectra:
             files = [str(root / rel) for rel in spectra]
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
