@@ -26,13 +26,13 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from machine import describe_machine
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "sdss"
 TEMPLATES = SHARED / "templates" / "spEigenStar-53724.fits"
@@ -41,18 +41,6 @@ HEAD_BRANCHES = ("fusion", "dense", "lstm")
 BASELINE_BRANCHES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
 
 log = logging.getLogger("bench_ml")
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
 def load() -> list[float]:
@@ -401,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(os.cpu_count() or 2)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    result: dict = {"machine": machine(), "started_load": load()}
+    result: dict = {"machine": describe_machine(), "started_load": load()}
     wh, sim = survey_warehouse(args.workdir, "sdss", args.stars, args.spectra, args.seed, TEMPLATES)
     cfg = TrainConfig(time_budget_s=args.time_budget)
     if args.epochs:

@@ -37,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train-budget",
         type=float,
-        default=120.0,
+        default=90.0,
         metavar="SECONDS",
-        help="stop training after the epoch that crosses this (default 120)",
+        help="training time budget in seconds (default 90)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="dashboard host (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="dashboard port (8050)")
