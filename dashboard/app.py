@@ -16,7 +16,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import html
 
-from startrack.dashboard import data
+from startrack.dashboard import data, overlay
 from startrack.dashboard.api import register_api
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def create_app(
         dash.State("nav-collapse", "is_open"),
     )(_toggle_nav)
     register_api(app.server)
+    overlay.warm_up(data.templates_path())
     _app = app
     log.info("dashboard over %s", data.warehouse().root)
     return app

@@ -65,6 +65,11 @@ def configure(warehouse_path: str | os.PathLike[str], templates_path: str | None
     _state = _State(Warehouse(warehouse_path), Path(templates) if templates else None)
 
 
+def templates_path() -> str | None:
+    """The configured SDSS template file (None: the built-in set), as the overlay caches it."""
+    return str(_state.templates_path) if _state and _state.templates_path else None
+
+
 def warehouse() -> Warehouse:
     if _state is None:
         raise RuntimeError("startrack.dashboard.data.configure(warehouse_path) was not called")

@@ -480,7 +480,7 @@ def spectrum_view(
         wanted.append((f"template {label} (predicted)", label))
     if "actual" in (overlays or []) and rec.get("label"):
         wanted.append((f"template {rec['label']} (SDSS)", rec["label"]))
-    path = str(data._state.templates_path) if data._state and data._state.templates_path else None
+    path = data.templates_path()
     for name, label in wanted:
         tmpl = overlay.template_on_grid(label, path)
         if tmpl is None:
