@@ -169,14 +169,9 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
                     dbc.CardBody(
                         [
                             spectrum_controls,
-                            dcc.Loading(
-                                dcc.Graph(
-                                    id="star-spectrum",
-                                    config={"displaylogo": False},
-                                    figure=figures.empty_figure(""),
-                                ),
-                                type="default",
-                            ),
+                            # the graph mounts with the first star: plotly.js (the biggest
+                            # bundle) then loads only when there is a spectrum to draw
+                            dcc.Loading(html.Div(id="star-graph-box"), type="default"),
                         ]
                     ),
                 ],
@@ -267,6 +262,22 @@ callback(
     State("star-fiber", "value"),
     Input("star-initial", "data"),
 )(_on_lookup)
+
+
+def spectrum_graph(star_id: str | None, present) -> object:
+    """Mount the spectrum graph once, when the first star is shown."""
+    if not star_id or present:
+        return dash.no_update
+    return dcc.Graph(
+        id="star-spectrum", config={"displaylogo": False}, figure=figures.empty_figure("")
+    )
+
+
+callback(
+    Output("star-graph-box", "children"),
+    Input("star-current", "data"),
+    State("star-graph-box", "children"),
+)(spectrum_graph)
 
 
 # ----------------------------------------------------------------------------- star info
