@@ -162,19 +162,24 @@ def test_kill_9_during_ingest_keeps_the_previous_warehouse(tmp_path):
     big.mkdir()
     for fiber in range(1, 301):
         write_spec(big / spec_name(2000, 53000, fiber), plate=2000, mjd=53000, fiber=fiber)
-    proc = subprocess.Popen(
-        [*CLI, "--warehouse", str(wh.root), "ingest", str(big)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    # The real ingest, with small part files so that "mid-run" is observable: we kill it
+    # right after it has written its first spectrum part, long before it could publish.
+    script = (
+        "import sys; import startrack.etl.ingest as ing; ing.PART_ROWS = 20; "
+        "from startrack.warehouse.store import Warehouse; "
+        "ing.ingest(Warehouse(sys.argv[1]), spectra=[sys.argv[2]], workers=1, progress=False)"
     )
-    deadline = time.time() + 30
-    staging = wh.root / ".staging"
-    while time.time() < deadline and not (staging.is_dir() and any(staging.iterdir())):
-        time.sleep(0.02)
-    time.sleep(0.5)  # well inside the run: reading files, nothing published yet
+    parts_before = set((wh.root / "spectra").iterdir())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(wh.root), str(big)], start_new_session=True
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not set((wh.root / "spectra").iterdir()) - parts_before:
+        assert proc.poll() is None, "the ingest ended before it could be killed mid-run"
+        time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert set((wh.root / "spectra").iterdir()) - parts_before  # it was killed mid-run
     assert (wh.current_id(), q(wh, "select * from stars")) == before
     # and the next writer finishes the job and cleans up after the dead one
     report = ingest(wh, spectra=[big], progress=False)
