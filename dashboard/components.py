@@ -69,3 +69,8 @@ def info_alert(message: str) -> dbc.Alert:
 
 def card(title: str, body: Any, **kwargs) -> dbc.Card:
     return dbc.Card([dbc.CardHeader(title), dbc.CardBody(body)], className="mb-3 h-100", **kwargs)
+
+
+def control(title: str, component: Any, **widths: int) -> dbc.Col:
+    """A labelled control column: a small muted title above the input, responsive widths."""
+    return dbc.Col([html.Div(title, className="small text-muted"), component], **widths)

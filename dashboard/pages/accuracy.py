@@ -11,7 +11,7 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from startrack.dashboard import data, figures
-from startrack.dashboard.components import card, error_alert, frame_table, info_alert
+from startrack.dashboard.components import card, control, error_alert, frame_table, info_alert
 from startrack.warehouse.store import WarehouseEmpty
 
 SPLITS = (
@@ -31,53 +31,45 @@ def layout(**_query) -> html.Div:
         return info_alert("No model metrics yet: run `startrack train` and `startrack score`.")
     controls = dbc.Row(
         [
-            dbc.Col(
-                [
-                    html.Div("Model version", className="small text-muted"),
-                    dcc.Dropdown(
-                        id="acc-version", options=versions, value=versions[0], clearable=False
-                    ),
-                ],
+            control(
+                "Model version",
+                dcc.Dropdown(
+                    id="acc-version", options=versions, value=versions[0], clearable=False
+                ),
                 xs=12,
                 md=6,
                 lg=4,
             ),
-            dbc.Col(
-                [
-                    html.Div("Branch", className="small text-muted"),
-                    dcc.Dropdown(id="acc-branch", clearable=False),
-                ],
+            control(
+                "Branch",
+                dcc.Dropdown(id="acc-branch", clearable=False),
                 xs=6,
                 md=3,
                 lg=2,
             ),
-            dbc.Col(
-                [
-                    html.Div("Split", className="small text-muted"),
-                    dbc.RadioItems(
-                        id="acc-split",
-                        value="test",
-                        inline=True,
-                        options=[{"label": a, "value": b} for a, b in SPLITS],
-                    ),
-                ],
+            control(
+                "Split",
+                dbc.RadioItems(
+                    id="acc-split",
+                    value="test",
+                    inline=True,
+                    options=[{"label": a, "value": b} for a, b in SPLITS],
+                ),
                 xs=6,
                 md=3,
                 lg=3,
             ),
-            dbc.Col(
-                [
-                    html.Div("Confusion matrix", className="small text-muted"),
-                    dbc.RadioItems(
-                        id="acc-normalize",
-                        value="counts",
-                        inline=True,
-                        options=[
-                            {"label": "counts", "value": "counts"},
-                            {"label": "row-normalized", "value": "rows"},
-                        ],
-                    ),
-                ],
+            control(
+                "Confusion matrix",
+                dbc.RadioItems(
+                    id="acc-normalize",
+                    value="counts",
+                    inline=True,
+                    options=[
+                        {"label": "counts", "value": "counts"},
+                        {"label": "row-normalized", "value": "rows"},
+                    ],
+                ),
                 xs=12,
                 md=6,
                 lg=3,

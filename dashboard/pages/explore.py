@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from startrack.dashboard import data, figures
-from startrack.dashboard.components import card, error_alert, frame_table
+from startrack.dashboard.components import card, control, error_alert, frame_table
 from startrack.warehouse.store import WarehouseEmpty
 
 MAX_POINTS = 20_000
@@ -21,60 +21,50 @@ def layout(**_query) -> html.Div:
         return error_alert(str(exc), "No data")
     controls = dbc.Row(
         [
-            dbc.Col(
-                [
-                    html.Div("Color by", className="small text-muted"),
-                    dbc.RadioItems(
-                        id="exp-color",
-                        value="label",
-                        inline=True,
-                        options=[
-                            {"label": "SDSS label", "value": "label"},
-                            {"label": "right / wrong", "value": "correctness"},
-                        ],
-                    ),
-                ],
+            control(
+                "Color by",
+                dbc.RadioItems(
+                    id="exp-color",
+                    value="label",
+                    inline=True,
+                    options=[
+                        {"label": "SDSS label", "value": "label"},
+                        {"label": "right / wrong", "value": "correctness"},
+                    ],
+                ),
                 xs=12,
                 md=6,
                 lg=3,
             ),
-            dbc.Col(
-                [
-                    html.Div("SDSS label", className="small text-muted"),
-                    dcc.Dropdown(
-                        id="exp-labels", options=labels, multi=True, placeholder="all labels"
-                    ),
-                ],
+            control(
+                "SDSS label",
+                dcc.Dropdown(id="exp-labels", options=labels, multi=True, placeholder="all labels"),
                 xs=12,
                 md=6,
                 lg=3,
             ),
-            dbc.Col(
-                [
-                    html.Div("S/N range", className="small text-muted"),
-                    dcc.RangeSlider(
-                        id="exp-snr",
-                        min=0,
-                        max=SNR_MAX,
-                        value=[0, SNR_MAX],
-                        marks={0: "0", 10: "10", 20: "20", 50: "50", SNR_MAX: f"{SNR_MAX}+"},
-                        allowCross=False,
-                    ),
-                ],
+            control(
+                "S/N range",
+                dcc.RangeSlider(
+                    id="exp-snr",
+                    min=0,
+                    max=SNR_MAX,
+                    value=[0, SNR_MAX],
+                    marks={0: "0", 10: "10", 20: "20", 50: "50", SNR_MAX: f"{SNR_MAX}+"},
+                    allowCross=False,
+                ),
                 xs=12,
                 md=6,
                 lg=3,
             ),
-            dbc.Col(
-                [
-                    html.Div("Fusion prediction", className="small text-muted"),
-                    dbc.RadioItems(
-                        id="exp-correct",
-                        value="all",
-                        inline=True,
-                        options=[{"label": x, "value": x} for x in ("all", "right", "wrong")],
-                    ),
-                ],
+            control(
+                "Fusion prediction",
+                dbc.RadioItems(
+                    id="exp-correct",
+                    value="all",
+                    inline=True,
+                    options=[{"label": x, "value": x} for x in ("all", "right", "wrong")],
+                ),
                 xs=12,
                 md=6,
                 lg=3,

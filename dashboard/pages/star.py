@@ -15,7 +15,7 @@ import numpy as np
 from dash import Input, Output, State, callback, ctx, dcc, html
 
 from startrack.dashboard import data, figures, overlay
-from startrack.dashboard.components import card, error_alert, fmt, info_alert
+from startrack.dashboard.components import card, control, error_alert, fmt, info_alert
 from startrack.dashboard.lines import DEFAULT_GROUPS, GROUPS
 from startrack.dashboard.star_ids import EXAMPLE, InvalidStarId, from_parts, parse_star_id
 from startrack.labels import within_one_subtype
@@ -106,45 +106,37 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
     )
     spectrum_controls = dbc.Row(
         [
-            dbc.Col(
-                [
-                    html.Div("Line markers", className="small text-muted"),
-                    dbc.Checklist(
-                        id="star-lines",
-                        options=[{"label": g, "value": g} for g in GROUPS],
-                        value=list(DEFAULT_GROUPS),
-                        inline=True,
-                        className="small",
-                    ),
-                ],
+            control(
+                "Line markers",
+                dbc.Checklist(
+                    id="star-lines",
+                    options=[{"label": g, "value": g} for g in GROUPS],
+                    value=list(DEFAULT_GROUPS),
+                    inline=True,
+                    className="small",
+                ),
                 xs=12,
                 lg=6,
             ),
-            dbc.Col(
-                [
-                    html.Div("Smoothing (Gaussian σ, pixels)", className="small text-muted"),
-                    dcc.Slider(
-                        id="star-smooth", min=0, max=8, step=None, value=0, marks=SMOOTH_MARKS
-                    ),
-                ],
+            control(
+                "Smoothing (Gaussian σ, pixels)",
+                dcc.Slider(id="star-smooth", min=0, max=8, step=None, value=0, marks=SMOOTH_MARKS),
                 xs=12,
                 md=6,
                 lg=3,
             ),
-            dbc.Col(
-                [
-                    html.Div("Template overlay", className="small text-muted"),
-                    dbc.Checklist(
-                        id="star-templates",
-                        value=["predicted", "actual"],
-                        inline=True,
-                        className="small",
-                        options=[
-                            {"label": "predicted class", "value": "predicted"},
-                            {"label": "SDSS class", "value": "actual"},
-                        ],
-                    ),
-                ],
+            control(
+                "Template overlay",
+                dbc.Checklist(
+                    id="star-templates",
+                    value=["predicted", "actual"],
+                    inline=True,
+                    className="small",
+                    options=[
+                        {"label": "predicted class", "value": "predicted"},
+                        {"label": "SDSS class", "value": "actual"},
+                    ],
+                ),
                 xs=12,
                 md=6,
                 lg=3,
