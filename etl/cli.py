@@ -69,16 +69,17 @@ def run(args: argparse.Namespace) -> int:
     from startrack.warehouse.store import Warehouse
 
     cats, specs = split_inputs(args.inputs)
+    catalogs, spectra = [*args.catalog, *cats], [*args.spectra, *specs]
     wh = Warehouse(warehouse_dir(args.warehouse))
     report = ingest(
         wh,
-        catalogs=[*args.catalog, *cats],
-        spectra=[*args.spectra, *specs],
+        catalogs=catalogs,
+        spectra=spectra,
         workers=args.workers,
         strict=args.strict,
         wait=args.wait,
         progress=not args.no_progress and sys.stderr.isatty(),
-        command="ingest " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["ingest"] else "ingest",
+        command=" ".join(["ingest", *map(str, catalogs), *map(str, spectra)]),
     )
     print(report.summary())
     for r in report.rejects[: args.show_rejects]:

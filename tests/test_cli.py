@@ -1,0 +1,106 @@
+"""The command line as users run it: subcommand help, SQL output formats, full spec files,
+and the production WSGI entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from fits_factory import spec_name, write_spec
+
+CLI = [sys.executable, "-m", "startrack.cli"]
+COMMANDS = ("simulate", "ingest", "sql", "status", "train", "score", "serve", "demo")
+
+
+def run(*args, wh=None, check=True) -> subprocess.CompletedProcess:
+    cmd = [*CLI, *(["--warehouse", str(wh)] if wh else []), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=120)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    out = run(command, "--help").stdout
+    assert out.startswith(f"usage: startrack {command}") and "--warehouse" in out
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    """A warehouse from one spec-lite file and one *full* spec file (extra per-exposure HDUs)."""
+    tmp = tmp_path_factory.mktemp("cli")
+    lite = write_spec(tmp / spec_name(1000, 52000, 1), fiber=1, subclass="K3")
+    full = write_spec(tmp / spec_name(1000, 52000, 2), fiber=2, subclass="M2V")
+    with fits.open(full, mode="append") as hdul:  # spec-full files carry each exposure too
+        for cam in ("B1-00012345", "R1-00012345"):
+            hdul.append(
+                fits.BinTableHDU.from_columns(
+                    [fits.Column("flux", "E", array=np.ones(2000, np.float32))], name=cam
+                )
+            )
+    wh = tmp / "wh"
+    proc = run("ingest", str(lite), str(full), wh=wh)
+    assert "added 2" in proc.stdout, proc.stdout + proc.stderr
+    return wh
+
+
+def test_sql_formats(warehouse):
+    table = run("sql", "select fiberid, label from stars order by 1", wh=warehouse).stdout
+    assert "K3" in table and "M2" in table
+    csv = run("sql", "select fiberid, label from stars order by 1", "-f", "csv", wh=warehouse)
+    assert csv.stdout.splitlines() == ["fiberid,label", "1,K3", "2,M2"]
+    rows = json.loads(run("sql", "select fiberid, label from stars order by 1", "-f", "json",
+                          wh=warehouse).stdout)  # fmt: skip
+    assert rows == [{"fiberid": 1, "label": "K3"}, {"fiberid": 2, "label": "M2"}]
+    refused = run("sql", "delete from stars", wh=warehouse, check=False)
+    assert refused.returncode == 2 and "refused" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_status_and_empty_warehouse(warehouse, tmp_path):
+    status = json.loads(run("status", "--json", wh=warehouse).stdout)
+    assert status["tables"]["stars"] == 2 and status["tables"]["spectra"] == 2
+    empty = run("sql", "select 1", wh=tmp_path / "none", check=False)
+    assert empty.returncode == 2 and "empty" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_gunicorn_serves_the_dashboard(warehouse):
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    if not os.path.exists(gunicorn):
+        pytest.skip("gunicorn not installed (pip install 'startrack[serve]')")
+    port = _free_port()
+    env = {**os.environ, "STARTRACK_WAREHOUSE": str(warehouse)}
+    proc = subprocess.Popen(
+        [gunicorn, "-w", "1", "-b", f"127.0.0.1:{port}", "startrack.dashboard.wsgi:server"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/star/1000-52000-2") as r:
+                    star = json.loads(r.read())
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        assert star["label"] == "M2" and star["has_spectrum"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
