@@ -30,7 +30,7 @@ import pandas as pd
 
 from startrack import grid
 from startrack.labels import sort_key
-from startrack.warehouse.read import Spectrum, read_spectrum, read_star
+from startrack.warehouse.read import Spectrum, read_spectrum, read_star, star_key
 from startrack.warehouse.store import Snapshot, Warehouse, WarehouseEmpty
 
 log = logging.getLogger(__name__)
@@ -125,11 +125,6 @@ def has_table(snap: Snapshot, name: str) -> bool:
     return name in snap.tables
 
 
-def _ids(star_id: str) -> list[int]:
-    plate, mjd, fiber = (int(p) for p in star_id.split("-"))
-    return [plate, mjd, fiber]
-
-
 # ----------------------------------------------------------------------------- one star
 @lru_cache(maxsize=1024)
 def star_record(snap: Snapshot, star_id: str) -> dict | None:
@@ -154,7 +149,7 @@ def star_predictions(snap: Snapshot, star_id: str) -> pd.DataFrame:
         snap,
         "SELECT branch, label, prob, topk, actual, correct, within_one, split, model_version, "
         "scored_at FROM predictions WHERE plate = ? AND mjd = ? AND fiberid = ?",
-        _ids(star_id),
+        star_key(star_id),
         small=True,
     )
     order = {b: i for i, b in enumerate(MODEL_BRANCHES)}
