@@ -38,6 +38,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "sdss"
 TEMPLATES = SHARED / "templates" / "spEigenStar-53724.fits"
 LABELS = SHARED / "catalog" / "star_subclass_labels.csv"
 HEAD_BRANCHES = ("fusion", "dense", "lstm")
+PREVIOUS_FRONT_END = [[32, 7, 2], [48, 5, 2], [64, 5, 2], [64, 5, 2], [64, 3, 2]]
 BASELINE_BRANCHES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
 
 log = logging.getLogger("bench_ml")
@@ -215,6 +216,13 @@ def speed(model_dir: Path, data, n_spectra: int, n_phot: int, n_single: int) -> 
     predict_arrays(model, meta, stars.iloc[:32], _sub(spectra, 32))  # warm-up
     s = _timed(lambda: predict_arrays(model, meta, stars, spectra), repeat=2)
     out["fusion_spectra_per_s"] = {"value": round(n_spectra / s, 1), "load": load()}
+
+    # the previous front end (five conv layers, the first at stride 2 with 32 channels)
+    cfg = ModelConfig.from_dict({**model.cfg.to_dict(), "conv_layers": PREVIOUS_FRONT_END})
+    previous = StarClassifier(cfg).eval()
+    predict_arrays(previous, meta, stars.iloc[:32], _sub(spectra, 32))
+    s = _timed(lambda: predict_arrays(previous, meta, stars, spectra), repeat=2)
+    out["previous_front_end_spectra_per_s"] = {"value": round(n_spectra / s, 1), "load": load()}
 
     # naive: the same network without the conv front end, BiLSTM over all 4,671 pixels
     cfg = ModelConfig.from_dict({**model.cfg.to_dict(), "conv_layers": []})

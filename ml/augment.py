@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from startrack.etl.extinction import R_V_DEFAULT, a_lambda_over_a_v
 from startrack.grid import C_KMS, DLOGLAM, wavelength
+from startrack.ml.continuum import smooth_continuum
 
 #: A_band / E(B-V) for SDSS ugriz, R_V = 3.1 (Schlafly & Finkbeiner 2011, table 6).
 SDSS_EXTINCTION = (4.239, 3.303, 2.285, 1.698, 1.263)
@@ -43,6 +44,11 @@ class AugmentConfig:
     p_mask_runs: float = 0.3
     max_run_px: int = 200
     p_mix: float = 0.1
+    #: Scale line depths by a smooth random factor of wavelength (exp of a quadratic, mean 0,
+    #: this sigma per coefficient): real stars of one subclass differ from its template in
+    #: metallicity and gravity, which change how deep the lines are, not where they are.
+    p_lines: float = 0.0
+    line_sigma: float = 0.15
     p_drop_band: float = 0.03
     default_magerr: float = 0.03
 
@@ -125,6 +131,22 @@ def continuum_distort(flux, ivar, mask, sigma: float, gen: torch.Generator, degr
     return (*_renormalize(flux, ivar, mask), mask)
 
 
+def line_strength(flux, ivar, mask, sigma: float, gen: torch.Generator):
+    """flux = cont * (1 + s(lambda) * (flux/cont - 1)), s = exp(quadratic in wavelength).
+
+    Lines (and the noise around them) deepen or weaken smoothly across the spectrum; their
+    positions and the continuum stay. ivar follows the scaled noise.
+    """
+    b, n = flux.shape
+    cont = smooth_continuum(flux, mask.float()).clamp(min=1e-3)
+    x = torch.linspace(-1, 1, n)
+    basis = torch.stack([torch.ones(n), x, torch.special.legendre_polynomial_p(x, 2)])
+    s = torch.exp((torch.randn(b, 3, generator=gen) * sigma) @ basis)
+    out = cont * (1 + s * (flux / cont - 1))
+    zero = torch.zeros_like(flux)
+    return torch.where(mask, zero, out), torch.where(mask, zero, ivar / s**2), mask
+
+
 def median_snr(ivar: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Median per-pixel S/N of a normalized spectrum (flux ~ 1), (B,)."""
     s = torch.where(mask, torch.nan, torch.sqrt(ivar.clamp(min=0)))
@@ -195,6 +217,8 @@ def augment_spectra(flux, ivar, mask, gen: torch.Generator, cfg: AugmentConfig):
     flux, ivar, mask = _apply(rows, redden, flux, ivar, mask, ebv[rows])
     rows = _chosen(b, cfg.p_continuum, gen)
     flux, ivar, mask = _apply(rows, continuum_distort, flux, ivar, mask, cfg.continuum_sigma, gen)
+    rows = _chosen(b, cfg.p_lines, gen)
+    flux, ivar, mask = _apply(rows, line_strength, flux, ivar, mask, cfg.line_sigma, gen)
     rows = _chosen(b, cfg.p_smooth, gen)
     sig = _uniform(int(rows.sum()), 0.5, cfg.max_smooth_px, gen)
     flux, ivar, mask = _apply(rows, smooth, flux, ivar, mask, sig)

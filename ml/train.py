@@ -4,9 +4,11 @@ Class set: the normalized labels with at least ``min_class_count`` training star
 rarer (or no) label are left out of training and validation and the model never predicts them.
 Each epoch uses every training star with a spectrum plus ``phot_per_spec`` times as many
 photometry-only stars (resampled each epoch), so both branches learn although the warehouse
-holds ~32x more photometry-only stars. Loss = dense + fusion (all stars) + lstm (stars with a
-spectrum), class-weighted by inverse sqrt frequency, with label smoothing. Early stopping on the
-validation fusion macro-F1 (mean of stars with and without a spectrum, so neither dominates).
+holds ~32x more photometry-only stars. Loss = dense (all stars) + lstm (stars with a spectrum)
++ fusion (stars with a spectrum, plus stars without one as a separate term), class-weighted by
+inverse sqrt frequency, with label smoothing. Early stopping on the validation fusion macro-F1
+(mean of stars with and without a spectrum, so neither dominates) of an exponential moving
+average of the weights, which is also what is saved.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import f1_score
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from startrack.labels import normalize_subclass, sort_key
@@ -106,6 +109,8 @@ class TrainConfig:
     d_model: int = 64
     dropout: float = 0.1
     patience: int = 4
+    #: Decay per step of the weight average that is validated and saved (~1/(1-d) steps).
+    ema_decay: float = 0.995
     min_class_count: int = 20
     max_train_stars: int | None = None
     time_budget_s: float | None = None  #: stop after the epoch that crosses this
@@ -237,6 +242,9 @@ def train_model(
     )
     model = StarClassifier(mcfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Validate and keep an exponential moving average of the weights: the raw weights swing
+    # by several points of validation F1 from one epoch to the next at this batch size.
+    ema = AveragedModel(model, avg_fn=_ema_fn(cfg.ema_decay), use_buffers=True)
     spec_train = train_idx[data.spec_row[train_idx] >= 0]
     phot_train = train_idx[data.spec_row[train_idx] < 0]
     spec_counts = np.bincount(y[spec_train], minlength=len(classes)).astype(np.float64)
@@ -296,12 +304,13 @@ def train_model(
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * lr_factor(progress_done())
             opt.step()
+            ema.update_parameters(model)
             global_step += 1
             n_steps += 1
             for h, v in losses.items():
                 sums[h] += float(v.detach())
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        logits = batched_logits(model, stats, raw_all[val_idx], _subset(norm_spectra, val_idx))
+        logits = batched_logits(ema.module, stats, raw_all[val_idx], _subset(norm_spectra, val_idx))
         has_val = data.spec_row[val_idx] >= 0
         yv = y[val_idx]
         f1_spec = _macro_f1(yv, logits["fusion"], has_val)
@@ -334,7 +343,7 @@ def train_model(
             row["seconds"],
         )
         if score > best[0]:
-            best = (score, {k: v.clone() for k, v in model.state_dict().items()}, epoch)
+            best = (score, {k: v.clone() for k, v in ema.module.state_dict().items()}, epoch)
             bad_epochs = 0
         else:
             bad_epochs += 1
@@ -389,6 +398,17 @@ def lr_factor(progress: float, warmup: float = 0.05, floor: float = 0.02) -> flo
         return max(floor, progress / warmup)
     t = min(1.0, (progress - warmup) / (1 - warmup))
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _ema_fn(decay: float):
+    """EMA update with the usual warm-up, min(decay, (1 + n) / (10 + n)) after n updates, so
+    a short run (a few hundred steps) is not stuck near its random initialization."""
+
+    def update(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return avg * d + new * (1.0 - d)
+
+    return update
 
 
 def _subset(spectra: Spectra, idx: np.ndarray) -> Spectra:
@@ -448,16 +468,19 @@ def _train_step(
     w = torch.where(has, spec_weights[yb], weights[yb])
     eps = cfg.label_smoothing
     targets = targets * (1 - eps) + eps / targets.shape[1]
-    losses = {
-        "dense": _weighted_ce(out["dense"], targets, w),
-        "fusion": _weighted_ce(out["fusion"], targets, w),
+
+    def ce(head: str, rows: torch.Tensor) -> torch.Tensor:
+        if not bool(rows.any()):
+            return out[head].sum() * 0
+        return _weighted_ce(out[head][rows], targets[rows], w[rows])
+
+    # The fusion loss counts stars with and without a spectrum as two equal terms: averaged
+    # together, the 4x more numerous photometry-only stars would starve its spectral path.
+    return {
+        "dense": ce("dense", torch.ones_like(has)),
+        "lstm": ce("lstm", has),
+        "fusion": ce("fusion", has) + ce("fusion", ~has),
     }
-    losses["lstm"] = (
-        _weighted_ce(out["lstm"][has], targets[has], w[has])
-        if bool(has.any())
-        else out["lstm"].sum() * 0
-    )
-    return losses
 
 
 def _weighted_ce(logits: torch.Tensor, targets: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

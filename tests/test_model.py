@@ -119,13 +119,53 @@ def test_continuum_channel_removes_a_smooth_tilt_but_keeps_lines():
     torch.testing.assert_close(out[0, 2000:2006], out[1, 2000:2006], atol=0.03, rtol=0)
 
 
-def test_configs_saved_before_the_continuum_channel_still_load():
+@pytest.mark.parametrize("missing", ["continuum_channel", "pixel_snr_cap", "fusion_segments"])
+def test_configs_saved_before_an_option_existed_still_load_as_they_were(missing):
     d = ModelConfig(n_classes=K).to_dict()
-    del d["continuum_channel"]
+    for key in ("continuum_channel", "pixel_snr_cap", "fusion_segments", "fusion_residual"):
+        if key == missing or missing == "continuum_channel":
+            d.pop(key)
     old = ModelConfig.from_dict(d)
-    assert old.continuum_channel is False
+    off = {"continuum_channel": False, "pixel_snr_cap": None, "fusion_segments": 0}
+    assert getattr(old, missing) == off[missing]
     m = StarClassifier(old).eval()
     tab, spec = _batch(2)
     with torch.inference_mode():
         out = m(tab, spec, torch.tensor([True, False]))
     assert out["lstm"].shape == (2, K)
+
+
+def test_pixel_snr_above_the_cap_does_not_change_the_answer(model):
+    tab, spec = _batch(2)
+    spec[:, 2] = 2.0  # log10(1 + S/N) = 2: S/N 99 everywhere
+    brighter = spec.clone()
+    brighter[:, 2] = 3.0  # S/N 999
+    fainter = spec.clone()
+    fainter[:, 2] = 0.5  # S/N 2
+    has = torch.ones(2, dtype=torch.bool)
+    with torch.inference_mode():
+        a, b, c = model(tab, spec, has), model(tab, brighter, has), model(tab, fainter, has)
+    torch.testing.assert_close(a["lstm"], b["lstm"])
+    assert not torch.allclose(a["lstm"], c["lstm"])
+
+
+def test_fusion_attends_to_spectrum_segments_but_not_to_fully_masked_ones():
+    torch.manual_seed(0)
+    m = StarClassifier(ModelConfig(n_classes=K)).eval()
+    tab, spec = _batch(1)
+    spec[:, 1, 3000:] = 1.0  # the red third of the spectrum is masked
+    spec[:, 0, 3000:] = 0.0
+    has = torch.ones(1, dtype=torch.bool)
+    with torch.inference_mode():
+        emb = m.spectrum(spec)
+        before = m(tab, spec, has)["fusion"]
+        # a random vector: a constant shift would vanish in the pre-attention LayerNorm
+        shift = torch.randn(m.cfg.d_model) * 3
+        m.segment_emb[:, -3:] += shift  # tokens of masked segments: must be ignored
+        masked_changed = m(tab, spec, has)["fusion"]
+        m.segment_emb[:, :3] += shift  # tokens of observed segments: must matter
+        observed_changed = m(tab, spec, has)["fusion"]
+    assert emb.segments.shape == (1, m.cfg.fusion_segments, m.spectrum.seq_dim)
+    assert emb.segment_valid[0, :8].all() and not emb.segment_valid[0, -3:].any()
+    torch.testing.assert_close(before, masked_changed)
+    assert not torch.allclose(before, observed_changed)
