@@ -105,3 +105,16 @@ def test_time_budget_stops_training_and_still_returns_a_calibrated_model():
     result = train_model(data, cfg, progress=False)
     assert 1 <= len(result.history) < 50
     assert set(result.meta["temperatures"]) == {"dense", "lstm", "fusion"}
+
+
+def test_early_stopping_waits_for_the_annealing_half_then_stops():
+    """Labels that carry no signal: validation never improves for long, so training stops,
+    but not before half the schedule (early plateaus at a high learning rate are common)."""
+    data = synthetic_data(200, spec_fraction=0.3, seed=11)
+    rng = np.random.default_rng(0)
+    data.stars["label"] = rng.choice(["A0", "F5", "K3"], len(data.stars))
+    cfg = TrainConfig(epochs=12, batch_size=16, min_class_count=2, seed=0, patience=1)
+    result = train_model(data, cfg, progress=False)
+    ran = result.meta["metrics"]["epochs_run"]
+    assert 6 <= ran < 12
+    assert result.meta["metrics"]["best_epoch"] <= ran - 1
