@@ -109,8 +109,10 @@ def batched_logits(
     return out
 
 
-def calibrated_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
-    return torch.softmax(torch.from_numpy(logits) / float(temperature), dim=1).numpy()
+def calibrated_probs(logits: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
+    """softmax(logits / T); T a scalar or one per row, shape (n, 1)."""
+    t = torch.as_tensor(np.asarray(temperature, dtype=np.float32))
+    return torch.softmax(torch.from_numpy(logits) / t, dim=1).numpy()
 
 
 @dataclass
@@ -139,7 +141,10 @@ def predict_arrays(
     k = min(topk, len(labels))
     out = {}
     for h in HEADS:
-        probs = calibrated_probs(logits[h], temps.get(h, 1.0))
+        t = np.full((len(stars), 1), float(temps.get(h, 1.0)), dtype=np.float32)
+        if f"{h}_spectrum" in temps:  # its own temperature for stars with a spectrum
+            t[has] = float(temps[f"{h}_spectrum"])
+        probs = calibrated_probs(logits[h], t)
         order = np.argsort(-probs, axis=1)[:, :k]
         top_p = np.take_along_axis(probs, order, axis=1).astype(np.float32)
         answered = has.copy() if h == "lstm" else np.ones(len(stars), dtype=bool)

@@ -529,6 +529,11 @@ def _calibrate(model, stats, raw_all, spectra, y, val_idx, data):
         if rows.any():
             metrics[f"{h}_accuracy"] = float((lg.argmax(1) == yv[rows]).float().mean())
             metrics[f"{h}_nll"] = float(F.cross_entropy(lg / temps[h], yv[rows]))
+    # The fusion sums more evidence for a star with a spectrum (and is sharper there) than for
+    # one without: one temperature for both leaves one group over- or under-confident.
+    if has.any() and (~has).any():
+        temps["fusion"] = fit_temperature(torch.from_numpy(logits["fusion"][~has]), yv[~has])
+        temps["fusion_spectrum"] = fit_temperature(torch.from_numpy(logits["fusion"][has]), yv[has])
     if has.any():
         metrics["fusion_accuracy_spectrum"] = float(
             (logits["fusion"][has].argmax(1) == y[val_idx][has]).mean()

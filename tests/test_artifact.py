@@ -115,3 +115,15 @@ def test_predictor_scores_single_stars_and_reloads_a_new_model(tmp_path, data, m
 def test_predictor_without_a_model_says_what_to_do():
     with pytest.raises(LookupError, match="startrack train"):
         Predictor(lambda: None).predict_star({"mag_r": 17.0})
+
+
+def test_fusion_has_its_own_temperature_for_stars_with_a_spectrum(data, model_and_meta):
+    model, meta = model_and_meta
+    has = data.spec_row >= 0
+    softer = {**meta, "temperatures": {**meta["temperatures"], "fusion_spectrum": 50.0}}
+    a = predict_batch(model, meta, data.stars, data.spectra())
+    b = predict_batch(model, softer, data.stars, data.spectra())
+    pa, pb = a["fusion_prob"].to_numpy(), b["fusion_prob"].to_numpy()
+    assert (pb[has] < pa[has]).all() and (pb[has] < 2.5 / len(LABELS)).all()
+    np.testing.assert_array_equal(pa[~has], pb[~has])  # stars without one: untouched
+    assert a["fusion_label"].tolist() == b["fusion_label"].tolist()  # argmax unchanged

@@ -45,7 +45,7 @@ def test_a_few_epochs_beat_chance_clearly_on_every_head():
     assert val["lstm_accuracy"] > 3 * chance
     assert val["fusion_accuracy_spectrum"] > 3 * chance
     assert val["dense_accuracy"] > 1.5 * chance
-    assert set(meta["temperatures"]) == {"dense", "lstm", "fusion"}
+    assert set(meta["temperatures"]) == {"dense", "lstm", "fusion", "fusion_spectrum"}
     assert all(0.05 <= t <= 20 for t in meta["temperatures"].values())
     assert len(result.history) == 8
     assert len(meta["features"]["stats"]["mean"]) == len(meta["features"]["names"])
