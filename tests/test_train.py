@@ -104,7 +104,7 @@ def test_time_budget_stops_training_and_still_returns_a_calibrated_model():
     cfg = TrainConfig(epochs=50, batch_size=16, min_class_count=2, time_budget_s=0.5)
     result = train_model(data, cfg, progress=False)
     assert 1 <= len(result.history) < 50
-    assert set(result.meta["temperatures"]) == {"dense", "lstm", "fusion"}
+    assert set(result.meta["temperatures"]) == {"dense", "lstm", "fusion", "fusion_spectrum"}
 
 
 def test_early_stopping_waits_for_the_annealing_half_then_stops():
