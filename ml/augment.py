@@ -34,8 +34,7 @@ class AugmentConfig:
     p_rv: float = 0.5
     max_rv_kms: float = 200.0
     p_redden: float = 0.5
-    #: Most SDSS stars are at high latitude (E(B-V) 95th percentile ~0.15): at 0.3 the
-    #: continuum slope and colours stopped telling F2 from F5 at all.
+    #: Most SDSS stars are at high latitude (E(B-V) 95th percentile ~0.15).
     max_ebv: float = 0.15
     p_continuum: float = 0.5
     continuum_sigma: float = 0.05
@@ -43,8 +42,8 @@ class AugmentConfig:
     min_snr: float = 3.0
     p_smooth: float = 0.2
     #: Extra Gaussian blur (pixels, added in quadrature to SDSS's ~1 px): up to 40% lower
-    #: resolution. At 2.5 px blurring made an F2 look like an F5 (shallower Balmer lines) and
-    #: the model underfit: its accuracy on unaugmented *training* spectra equalled the test's.
+    #: resolution, more than SDSS's plate-to-plate spread (2.5 px blurred line depths far
+    #: beyond it).
     max_smooth_px: float = 1.0
     p_mask_runs: float = 0.3
     max_run_px: int = 200
