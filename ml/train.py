@@ -273,6 +273,20 @@ def train_model(
             p = max(p, (time.monotonic() - t_start) / cfg.time_budget_s)
         return p
 
+    batches = _Batches(
+        data.spec_row,
+        norm_spectra,
+        raw_all,
+        magerr_all,
+        y,
+        stats,
+        weights,
+        spec_weights,
+        neighbours,
+        mk_class,
+        gen,
+        cfg,
+    )
     best = (-np.inf, None, 0)  # score, state, epoch
     history: list[dict] = []
     bad_epochs = 0
@@ -288,22 +302,7 @@ def train_model(
             leave=False,
         )
         for idx in bar:
-            losses = _train_step(
-                model,
-                idx,
-                data.spec_row,
-                norm_spectra,
-                raw_all,
-                magerr_all,
-                y,
-                stats,
-                weights,
-                spec_weights,
-                neighbours,
-                mk_class,
-                gen,
-                cfg,
-            )
+            losses = _train_step(model, idx, batches)
             loss = sum(losses.values())
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -432,29 +431,33 @@ def _subset(spectra: Spectra, idx: np.ndarray) -> Spectra:
     return Spectra(spectra.flux, spectra.ivar, spectra.mask, spectra.norm, spectra.row[idx])
 
 
-def _train_step(
-    model,
-    idx,
-    spec_row,
-    spectra: Spectra,
-    raw_all,
-    magerr_all,
-    y,
-    stats,
-    weights,
-    spec_weights,
-    neighbours,
-    mk_class,
-    gen,
-    cfg: TrainConfig,
-) -> dict[str, torch.Tensor]:
+@dataclass
+class _Batches:
+    """Everything a training step reads besides the model: arrays, weights, the RNG."""
+
+    spec_row: np.ndarray
+    spectra: Spectra  #: normalized once (flux/norm, ivar*norm^2)
+    raw: np.ndarray
+    magerr: np.ndarray
+    y: np.ndarray
+    stats: Standardizer
+    weights: torch.Tensor  #: per class, photometry-only stars
+    spec_weights: torch.Tensor  #: per class, stars with a spectrum
+    neighbours: torch.Tensor
+    mk_class: torch.Tensor
+    gen: torch.Generator
+    cfg: TrainConfig
+
+
+def _train_step(model: StarClassifier, idx: np.ndarray, b: _Batches) -> dict[str, torch.Tensor]:
     """Augment one batch and return the per-head losses."""
-    rows = spec_row[idx]
+    cfg, gen, spectra = b.cfg, b.gen, b.spectra
+    rows = b.spec_row[idx]
     has = torch.as_tensor(rows >= 0)
-    raw = torch.from_numpy(raw_all[idx])
-    magerr = torch.from_numpy(magerr_all[idx])
-    yb = torch.from_numpy(y[idx])
-    targets = F.one_hot(yb, len(weights)).float()
+    raw = torch.from_numpy(b.raw[idx])
+    magerr = torch.from_numpy(b.magerr[idx])
+    yb = torch.from_numpy(b.y[idx])
+    targets = F.one_hot(yb, len(b.weights)).float()
     ebv = torch.zeros(len(idx))
     x = None
     if bool(has.any()):
@@ -470,9 +473,9 @@ def _train_step(
         raw[has, 6] = raw[has, 6] * ratio.clamp(max=1.0)
         # neighbouring-type mixing among the spectrum stars
         sub_raw, sub_t = raw[has], targets[has]
-        eligible = mk_class[yb[has]]
+        eligible, p_mix = b.mk_class[yb[has]], cfg.augment.p_mix
         flux, ivar, mask, sub_raw, sub_t = neighbour_mix(
-            flux, ivar, mask, sub_raw, sub_t, yb[has], neighbours, eligible, gen, cfg.augment.p_mix
+            flux, ivar, mask, sub_raw, sub_t, yb[has], b.neighbours, eligible, gen, p_mix
         )
         raw[has], targets[has] = sub_raw, sub_t
         x = spectrum_channels(flux, ivar, mask)
@@ -480,9 +483,9 @@ def _train_step(
     redden = no_spec & (torch.rand(len(idx), generator=gen) < cfg.augment.p_redden)
     ebv[redden] = cfg.augment.max_ebv * torch.rand(int(redden.sum()), generator=gen)
     raw = augment_photometry(raw, magerr, ebv, gen, cfg.augment)
-    tab = stats.apply(tabular_features(raw))
+    tab = b.stats.apply(tabular_features(raw))
     out = model(tab, x, has)
-    w = torch.where(has, spec_weights[yb], weights[yb])
+    w = torch.where(has, b.spec_weights[yb], b.weights[yb])
     eps = cfg.label_smoothing
     targets = targets * (1 - eps) + eps / targets.shape[1]
 
