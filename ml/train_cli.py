@@ -18,7 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lr", type=float, default=d.lr, help=f"learning rate ({d.lr})")
     parser.add_argument(
-        "--patience", type=int, default=d.patience, help="early stopping: epochs without gain"
+        "--patience",
+        type=int,
+        default=d.patience,
+        help=f"early stopping: epochs without a better validation loss, counted once the "
+        f"learning rate anneals (second half of the run) ({d.patience})",
     )
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed ({d.seed})")
     parser.add_argument("--dense-hidden", type=int, default=d.dense_hidden, help="dense width")
