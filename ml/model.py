@@ -1,9 +1,10 @@
 """The multimodal classifier: photometry MLP + spectrum conv/BiLSTM, fused by attention.
 
 Each branch has its own head (so the dashboard can compare photometry-only, spectrum-only and
-fused answers); the fusion attends over [CLS, photometry, spectrum, spectrum segments...]
-tokens -- the segments are the BiLSTM sequence pooled over stretches of the spectrum, so the
-fusion can weigh the regions that matter for a star instead of one global average -- with the
+fused answers); the fusion attends over [CLS, photometry, spectrum, spectrum segments...,
+line indices] tokens -- the segments are the BiLSTM sequence pooled over stretches of the
+spectrum, so the fusion can weigh the regions that matter for a star instead of one global
+average; the line indices are learned linear projections of the whole line spectrum -- with the
 spectral tokens masked out for stars without a spectrum, so nothing is ever invented for them.
 The LSTM runs only on the rows that have a spectrum: a photometry-only batch never touches it.
 """
@@ -60,6 +61,16 @@ class ModelConfig:
     #: stars with a spectrum): the fusion starts from the product of the two branch experts
     #: and learns what to correct, instead of relearning what each branch already knows.
     fusion_residual: bool = True
+    #: Learned line indices, a fusion token: this many linear projections of the whole
+    #: continuum-normalized spectrum (like Lick indices, but fitted), each pixel weighted by
+    #: its S/N up to the cap. Each index adds up thousands of pixels at once, so the fusion can
+    #: see line-depth differences of ~0.5% per pixel (F2 vs F5, K1 vs K3) that conv + LSTM
+    #: features over short stretches average away. A token rather than part of the lstm head:
+    #: the attention learns when to trust it, so faint stars keep the LSTM's answer (README).
+    #: 0 = none (artifacts written before it existed).
+    line_indices: int = 32
+    #: The indices read the continuum-normalized flux averaged over this many pixels.
+    line_index_pool: int = 4
     lstm_hidden: int = 64
     d_model: int = 64
     n_heads: int = 4
@@ -79,6 +90,7 @@ class ModelConfig:
         d.setdefault("pixel_snr_cap", None)
         d.setdefault("fusion_segments", 0)
         d.setdefault("fusion_residual", False)
+        d.setdefault("line_indices", 0)
         d["conv_layers"] = tuple(tuple(layer) for layer in d["conv_layers"])
         return cls(**d)
 
@@ -136,6 +148,17 @@ class SpectrumBranch(nn.Module):
         self.strides = [stride for _, _, stride in cfg.conv_layers]
         self.lstm = nn.LSTM(c_in, cfg.lstm_hidden, batch_first=True, bidirectional=True)
         self.out_dim = 4 * cfg.lstm_hidden
+        self.snr_cap = cfg.pixel_snr_cap or 20.0
+        self.indices = None
+        if cfg.line_indices:
+            if not cfg.continuum_channel:
+                raise ValueError("line_indices needs continuum_channel=True")
+            k = cfg.line_index_pool
+            self.indices = nn.Sequential(
+                nn.AvgPool1d(k, k, ceil_mode=True),
+                nn.Flatten(),
+                nn.Linear(math.ceil(cfg.npix / k), cfg.line_indices),
+            )
         self.seq_dim = 2 * cfg.lstm_hidden
 
     def _coverage(self, mask: torch.Tensor, length: int) -> torch.Tensor:
@@ -161,22 +184,30 @@ class SpectrumBranch(nn.Module):
         mx = seq.masked_fill(valid.unsqueeze(-1) < 0.5, neg).amax(1)
         mx = torch.where(valid.sum(1, keepdim=True) > 0, mx, torch.zeros_like(mx))
         pooled = torch.cat([mean, mx], dim=1)
+        idx = None
+        if self.indices is not None:
+            # noisy pixels count less (masked ones are 0 already), so a faint star's indices
+            # shrink towards 0 instead of turning into confident-looking noise
+            weight = ((torch.pow(10.0, x[:, 2]) - 1.0) / self.snr_cap).clamp(0.0, 1.0)
+            idx = self.indices((lines * weight).unsqueeze(1))
         if not self.segments:
-            return SpectrumEmbedding(pooled, None, None)
+            return SpectrumEmbedding(pooled, None, None, idx)
         # masked mean of the sequence over each of `segments` stretches of the spectrum
         num = F.adaptive_avg_pool1d((seq * valid.unsqueeze(-1)).transpose(1, 2), self.segments)
         den = F.adaptive_avg_pool1d(valid.unsqueeze(1), self.segments)  # (B, 1, S)
         segs = (num / den.clamp(min=1e-6)).transpose(1, 2)  # (B, S, 2H)
-        return SpectrumEmbedding(pooled, segs, den[:, 0] > 0)
+        return SpectrumEmbedding(pooled, segs, den[:, 0] > 0, idx)
 
 
 @dataclass
 class SpectrumEmbedding:
-    """The spectrum branch's output: pooled (B, 4H); segments (B, S, 2H) and which exist."""
+    """The spectrum branch's output: pooled (B, 4H); segments (B, S, 2H) and which exist;
+    line indices (B, I)."""
 
     pooled: torch.Tensor
     segments: torch.Tensor | None
     segment_valid: torch.Tensor | None
+    indices: torch.Tensor | None = None
 
 
 class FusionBlock(nn.Module):
@@ -218,6 +249,9 @@ class StarClassifier(nn.Module):
         if cfg.fusion_segments:
             self.segment_proj = nn.Linear(self.spectrum.seq_dim, d)
             self.segment_emb = nn.Parameter(torch.randn(1, cfg.fusion_segments, d) * 0.02)
+        if cfg.line_indices:
+            self.index_proj = nn.Linear(cfg.line_indices, d)
+            self.index_emb = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.blocks = nn.ModuleList(
             FusionBlock(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.fusion_layers)
         )
@@ -257,6 +291,11 @@ class StarClassifier(nn.Module):
                 seg_tok = self.segment_proj(seg) + self.segment_emb
                 spec_tok = torch.cat([spec_tok, seg_tok], dim=1)
                 spec_pad = torch.cat([spec_pad, ~seg_valid], dim=1)
+            if emb.indices is not None:
+                ix = tab.new_zeros(b, emb.indices.shape[1]).index_put(where, emb.indices)
+                ix_tok = self.index_proj(ix).unsqueeze(1) + self.index_emb
+                spec_tok = torch.cat([spec_tok, ix_tok], dim=1)
+                spec_pad = torch.cat([spec_pad, (~has).unsqueeze(1)], dim=1)
             tokens = torch.cat([tokens, spec_tok], dim=1)
             pad = torch.cat([torch.zeros(b, 2, dtype=torch.bool), spec_pad], dim=1)
         for block in self.blocks:

@@ -119,14 +119,22 @@ def test_continuum_channel_removes_a_smooth_tilt_but_keeps_lines():
     torch.testing.assert_close(out[0, 2000:2006], out[1, 2000:2006], atol=0.03, rtol=0)
 
 
-@pytest.mark.parametrize("missing", ["continuum_channel", "pixel_snr_cap", "fusion_segments"])
+@pytest.mark.parametrize(
+    "missing", ["continuum_channel", "pixel_snr_cap", "fusion_segments", "line_indices"]
+)
 def test_configs_saved_before_an_option_existed_still_load_as_they_were(missing):
     d = ModelConfig(n_classes=K).to_dict()
-    for key in ("continuum_channel", "pixel_snr_cap", "fusion_segments", "fusion_residual"):
+    options = ("continuum_channel", "pixel_snr_cap", "fusion_segments", "fusion_residual")
+    for key in (*options, "line_indices"):
         if key == missing or missing == "continuum_channel":
             d.pop(key)
     old = ModelConfig.from_dict(d)
-    off = {"continuum_channel": False, "pixel_snr_cap": None, "fusion_segments": 0}
+    off = {
+        "continuum_channel": False,
+        "pixel_snr_cap": None,
+        "fusion_segments": 0,
+        "line_indices": 0,
+    }
     assert getattr(old, missing) == off[missing]
     m = StarClassifier(old).eval()
     tab, spec = _batch(2)
@@ -169,3 +177,36 @@ def test_fusion_attends_to_spectrum_segments_but_not_to_fully_masked_ones():
     assert emb.segment_valid[0, :8].all() and not emb.segment_valid[0, -3:].any()
     torch.testing.assert_close(before, masked_changed)
     assert not torch.allclose(before, observed_changed)
+
+
+def test_line_index_token_feeds_the_fusion_only_and_only_for_stars_with_a_spectrum():
+    torch.manual_seed(0)
+    m = StarClassifier(ModelConfig(n_classes=K)).eval()
+    tab, spec = _batch(2)
+    has = torch.tensor([True, False])
+    with torch.inference_mode():
+        before = m(tab, spec, has)
+        m.index_emb += torch.randn(m.cfg.d_model) * 3
+        after = m(tab, spec, has)
+    assert not torch.allclose(before["fusion"][0], after["fusion"][0])
+    torch.testing.assert_close(before["fusion"][1], after["fusion"][1])  # no spectrum: masked
+    torch.testing.assert_close(before["lstm"], after["lstm"])
+
+
+def test_line_indices_give_pixels_without_signal_to_noise_little_weight():
+    torch.manual_seed(0)
+    m = StarClassifier(ModelConfig(n_classes=K)).eval()
+    _, spec = _batch(1)
+    spec[:, 0] = 1.0 + 0.1 * spec[:, 0]
+    spec[:, 2] = 1.0  # log10(1 + S/N) = 1: S/N 9
+    spec[:, 2, 1000:1400] = 0.0  # S/N 0 there (unmasked, but no information)
+    wiggle = torch.randn(400) * 0.3
+
+    def moved(at: int) -> float:
+        other = spec.clone()
+        other[:, 0, at : at + 400] += wiggle
+        with torch.inference_mode():
+            return float((m.spectrum(spec).indices - m.spectrum(other).indices).abs().max())
+
+    # only the continuum estimate near the dark stretch lets it move the indices at all
+    assert moved(1000) < 0.25 * moved(2500)
