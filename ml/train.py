@@ -117,6 +117,8 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    #: Further ModelConfig fields (architecture ablations, benchmarks/ablate_model.py).
+    model_options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -246,6 +248,7 @@ def train_model(
         lstm_hidden=cfg.lstm_hidden,
         d_model=cfg.d_model,
         dropout=cfg.dropout,
+        **cfg.model_options,
     )
     model = StarClassifier(mcfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
