@@ -71,6 +71,9 @@ class ModelConfig:
     line_indices: int = 32
     #: The indices read the continuum-normalized flux averaged over this many pixels.
     line_index_pool: int = 4
+    #: The line-index token is masked for spectra whose median pixel S/N is below this: there
+    #: the indices are mostly noise (a fitted index overfits it), and the LSTM knows better.
+    line_index_min_snr: float = 10.0
     lstm_hidden: int = 64
     d_model: int = 64
     n_heads: int = 4
@@ -91,6 +94,7 @@ class ModelConfig:
         d.setdefault("fusion_segments", 0)
         d.setdefault("fusion_residual", False)
         d.setdefault("line_indices", 0)
+        d.setdefault("line_index_min_snr", 0.0)
         d["conv_layers"] = tuple(tuple(layer) for layer in d["conv_layers"])
         return cls(**d)
 
@@ -149,6 +153,7 @@ class SpectrumBranch(nn.Module):
         self.lstm = nn.LSTM(c_in, cfg.lstm_hidden, batch_first=True, bidirectional=True)
         self.out_dim = 4 * cfg.lstm_hidden
         self.snr_cap = cfg.pixel_snr_cap or 20.0
+        self.min_snr = cfg.line_index_min_snr
         self.indices = None
         if cfg.line_indices:
             if not cfg.continuum_channel:
@@ -184,19 +189,21 @@ class SpectrumBranch(nn.Module):
         mx = seq.masked_fill(valid.unsqueeze(-1) < 0.5, neg).amax(1)
         mx = torch.where(valid.sum(1, keepdim=True) > 0, mx, torch.zeros_like(mx))
         pooled = torch.cat([mean, mx], dim=1)
-        idx = None
+        idx = idx_valid = None
         if self.indices is not None:
             # noisy pixels count less (masked ones are 0 already), so a faint star's indices
             # shrink towards 0 instead of turning into confident-looking noise
             weight = ((torch.pow(10.0, x[:, 2]) - 1.0) / self.snr_cap).clamp(0.0, 1.0)
             idx = self.indices((lines * weight).unsqueeze(1))
+            median = torch.nanmedian(torch.where(x[:, 1] < 0.5, x[:, 2], torch.nan), dim=1).values
+            idx_valid = torch.nan_to_num(torch.pow(10.0, median) - 1.0, nan=0.0) >= self.min_snr
         if not self.segments:
-            return SpectrumEmbedding(pooled, None, None, idx)
+            return SpectrumEmbedding(pooled, None, None, idx, idx_valid)
         # masked mean of the sequence over each of `segments` stretches of the spectrum
         num = F.adaptive_avg_pool1d((seq * valid.unsqueeze(-1)).transpose(1, 2), self.segments)
         den = F.adaptive_avg_pool1d(valid.unsqueeze(1), self.segments)  # (B, 1, S)
         segs = (num / den.clamp(min=1e-6)).transpose(1, 2)  # (B, S, 2H)
-        return SpectrumEmbedding(pooled, segs, den[:, 0] > 0, idx)
+        return SpectrumEmbedding(pooled, segs, den[:, 0] > 0, idx, idx_valid)
 
 
 @dataclass
@@ -208,6 +215,7 @@ class SpectrumEmbedding:
     segments: torch.Tensor | None
     segment_valid: torch.Tensor | None
     indices: torch.Tensor | None = None
+    indices_valid: torch.Tensor | None = None
 
 
 class FusionBlock(nn.Module):
@@ -295,7 +303,8 @@ class StarClassifier(nn.Module):
                 ix = tab.new_zeros(b, emb.indices.shape[1]).index_put(where, emb.indices)
                 ix_tok = self.index_proj(ix).unsqueeze(1) + self.index_emb
                 spec_tok = torch.cat([spec_tok, ix_tok], dim=1)
-                spec_pad = torch.cat([spec_pad, (~has).unsqueeze(1)], dim=1)
+                ix_valid = torch.zeros(b, dtype=torch.bool).index_put(where, emb.indices_valid)
+                spec_pad = torch.cat([spec_pad, (~ix_valid).unsqueeze(1)], dim=1)
             tokens = torch.cat([tokens, spec_tok], dim=1)
             pad = torch.cat([torch.zeros(b, 2, dtype=torch.bool), spec_pad], dim=1)
         for block in self.blocks:

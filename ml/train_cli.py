@@ -8,7 +8,15 @@ import time
 from pathlib import Path
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from startrack.ml.model import ModelConfig
     from startrack.ml.train import TrainConfig
 
     d = TrainConfig()
@@ -28,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dense-hidden", type=int, default=d.dense_hidden, help="dense width")
     parser.add_argument("--lstm-hidden", type=int, default=d.lstm_hidden, help="LSTM hidden size")
     parser.add_argument("--d-model", type=int, default=d.d_model, help="fusion token width")
+    parser.add_argument(
+        "--line-indices",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="learned line indices in the fusion (a linear projection of the line spectrum); "
+        f"0 turns them off (default {ModelConfig.line_indices}; see README, The model)",
+    )
     parser.add_argument(
         "--min-class-count",
         type=int,
@@ -74,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         d_model=args.d_model,
         min_class_count=args.min_class_count,
         time_budget_s=args.time_budget,
+        model_options={} if args.line_indices is None else {"line_indices": args.line_indices},
     )
     t0 = time.perf_counter()
     meta = train_and_publish(

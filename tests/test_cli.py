@@ -31,6 +31,11 @@ def test_every_command_has_help(command):
     assert out.startswith(f"usage: startrack {command}") and "--warehouse" in out
 
 
+def test_a_negative_model_size_is_refused_before_any_work():
+    out = run("train", "--line-indices", "-1", check=False)
+    assert out.returncode == 2 and "--line-indices: must be 0 or more, got -1" in out.stderr
+
+
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     """A warehouse from one spec-lite file and one *full* spec file (extra per-exposure HDUs)."""

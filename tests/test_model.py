@@ -210,3 +210,19 @@ def test_line_indices_give_pixels_without_signal_to_noise_little_weight():
 
     # only the continuum estimate near the dark stretch lets it move the indices at all
     assert moved(1000) < 0.25 * moved(2500)
+
+
+def test_line_index_token_is_masked_for_faint_spectra():
+    torch.manual_seed(0)
+    m = StarClassifier(ModelConfig(n_classes=K, line_index_min_snr=5.0)).eval()
+    tab, spec = _batch(2)
+    spec[:, 2] = 1.0  # log10(1 + S/N) = 1: S/N 9
+    spec[1, 2] = 0.5  # S/N 2.2: below the threshold
+    has = torch.ones(2, dtype=torch.bool)
+    with torch.inference_mode():
+        assert m.spectrum(spec).indices_valid.tolist() == [True, False]
+        before = m(tab, spec, has)["fusion"]
+        m.index_emb += torch.randn(m.cfg.d_model) * 3
+        after = m(tab, spec, has)["fusion"]
+    assert not torch.allclose(before[0], after[0])
+    torch.testing.assert_close(before[1], after[1])
