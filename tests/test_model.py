@@ -183,6 +183,7 @@ def test_line_index_token_feeds_the_fusion_only_and_only_for_stars_with_a_spectr
     torch.manual_seed(0)
     m = StarClassifier(ModelConfig(n_classes=K)).eval()
     tab, spec = _batch(2)
+    spec[:, 2] = 1.5  # S/N 31: above line_index_min_snr
     has = torch.tensor([True, False])
     with torch.inference_mode():
         before = m(tab, spec, has)
