@@ -193,10 +193,10 @@ class SpectrumBranch(nn.Module):
         if self.indices is not None:
             # noisy pixels count less (masked ones are 0 already), so a faint star's indices
             # shrink towards 0 instead of turning into confident-looking noise
-            weight = ((torch.pow(10.0, x[:, 2]) - 1.0) / self.snr_cap).clamp(0.0, 1.0)
-            idx = self.indices((lines * weight).unsqueeze(1))
-            median = torch.nanmedian(torch.where(x[:, 1] < 0.5, x[:, 2], torch.nan), dim=1).values
-            idx_valid = torch.nan_to_num(torch.pow(10.0, median) - 1.0, nan=0.0) >= self.min_snr
+            snr = torch.pow(10.0, x[:, 2]) - 1.0
+            idx = self.indices((lines * (snr / self.snr_cap).clamp(0.0, 1.0)).unsqueeze(1))
+            median = torch.nanmedian(torch.where(x[:, 1] < 0.5, snr, torch.nan), dim=1).values
+            idx_valid = torch.nan_to_num(median, nan=0.0) >= self.min_snr
         if not self.segments:
             return SpectrumEmbedding(pooled, None, None, idx, idx_valid)
         # masked mean of the sequence over each of `segments` stretches of the spectrum
