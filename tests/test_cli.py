@@ -22,7 +22,10 @@ COMMANDS = ("simulate", "ingest", "sql", "status", "train", "score", "serve", "d
 
 def run(*args, wh=None, check=True) -> subprocess.CompletedProcess:
     cmd = [*CLI, *(["--warehouse", str(wh)] if wh else []), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=120)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{cmd} exited {out.returncode}:\n{out.stderr[-3000:]}")
+    return out
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -66,6 +69,20 @@ def test_sql_formats(warehouse):
     refused = run("sql", "delete from stars", wh=warehouse, check=False)
     assert refused.returncode == 2 and "refused" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_sql_cannot_overwrite_current_issue_10(warehouse):
+    """The exact report: EXPLAIN ANALYZE executed a COPY over CURRENT and broke every command."""
+    current = warehouse / "CURRENT"
+    before = current.read_text()
+    sql = f"explain analyze copy (select 'pwned') to '{current}' (header false)"
+    refused = run("sql", sql, wh=warehouse, check=False)
+    assert refused.returncode == 2 and "refused" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert current.read_text() == before
+    assert run("sql", "select count(*) n from stars", "-f", "csv", wh=warehouse).stdout == "n\n2\n"
+    bad_limit = run("sql", "select 1", "--memory-limit", "lots", wh=warehouse, check=False)
+    assert bad_limit.returncode == 2 and "Traceback" not in bad_limit.stderr
 
 
 def test_status_and_empty_warehouse(warehouse, tmp_path):

@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="stop the query after SECONDS (default 60)"
     )
+    parser.add_argument(
+        "--memory-limit",
+        default="4GB",
+        metavar="SIZE",
+        help="stop a query that needs more memory than SIZE (default 4GB; e.g. 500MB)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +35,13 @@ def run(args: argparse.Namespace) -> int:
     from startrack.warehouse.store import Warehouse
 
     snap = Warehouse(warehouse_dir(args.warehouse)).require_current()
-    result = run_query(snap, args.query, limit=args.limit or None, timeout_s=args.timeout)
+    result = run_query(
+        snap,
+        args.query,
+        limit=args.limit or None,
+        timeout_s=args.timeout,
+        memory_limit=args.memory_limit,
+    )
     frame = result.frame
     if args.format == "csv":
         frame.to_csv(sys.stdout, index=False)

@@ -91,20 +91,27 @@ class Snapshot:
         table = schema.empty_table()
         return table.select(columns) if columns else table
 
-    def connect(self, sandbox: bool = False) -> duckdb.DuckDBPyConnection:
-        """A read-only DuckDB connection; ``sandbox`` also forbids files outside the warehouse.
+    def connect(
+        self, sandbox: bool = False, memory_limit: str = "1GB"
+    ) -> duckdb.DuckDBPyConnection:
+        """A read-only DuckDB connection; ``sandbox`` also fences off the file system.
 
         A sandboxed connection gets its own in-memory DuckDB instance with the snapshot
         attached: DuckDB shares one instance per database file within a process, and locking
         the configuration of that shared instance would leak into every other connection.
+        Its only file access is reading the spectrum parts the ``spectra`` view lists: DuckDB's
+        allow-list does not tell reads from writes, so no directory is allowed (a directory
+        would let a write create or replace files in it), and nothing spills to disk.
         """
         if not sandbox:
             return duckdb.connect(str(self.db_path), read_only=True)
         con = duckdb.connect(":memory:")
         con.execute("ATTACH $1 AS warehouse (READ_ONLY)", [str(self.db_path)])
         con.execute("USE warehouse")
-        allowed = [str(self.root.resolve()) + os.sep]
-        con.execute("SET allowed_directories = $1", [allowed])
+        con.execute("SET allowed_directories = $1", [[]])
+        con.execute("SET allowed_paths = $1", [[str(p) for p in self.spectra_files]])
+        con.execute("SET memory_limit = $1", [memory_limit])
+        con.execute("SET temp_directory = ''")
         con.execute("SET enable_external_access = false")
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
@@ -306,6 +313,7 @@ class Writer:
         (self.staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         shutil.rmtree(self.staging / "scratch", ignore_errors=True)
         _fsync_tree(self.staging)
+        _make_read_only([*self.staging.iterdir(), *(self.root / r for r in self._spectra_added)])
         final = self.root / "snapshots" / self.id
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(self.staging, final)
@@ -355,12 +363,21 @@ def _build_duckdb(db_path: Path, root: Path, tables: list[str], spectra: list[st
         con.close()
 
 
+def _make_read_only(paths: list[Path]) -> None:
+    """Published files are never modified: say so to the OS, a fence for non-root readers."""
+    for path in paths:
+        if path.is_file():
+            path.chmod(0o444)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
     with open(tmp, "w") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    tmp.chmod(0o444)  # replaced by rename, never rewritten in place
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
