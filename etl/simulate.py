@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 from tqdm import tqdm
 
 from startrack.etl.extinction import extinction_magnitudes
@@ -45,7 +46,13 @@ from startrack.etl.fits_writer import (
     write_spec_lite,
 )
 from startrack.etl.photometry import BANDS, observe_psf_mags, weights_for_loglam
-from startrack.etl.templates import TemplateSet, extend_for_photometry, load_templates
+from startrack.etl.templates import (
+    TemplateSet,
+    extend_for_photometry,
+    load_templates,
+    star_flux,
+    teff_range,
+)
 from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
 from startrack.labels import MK_LETTERS, normalize_subclass
 
@@ -248,6 +255,40 @@ def _labels_from_table(
 
 
 # ----------------------------------------------------------------------------- survey plan
+BUILTIN = "builtin"
+#: Bumped when the same settings would simulate a different survey (the demo re-simulates).
+SIMULATOR_VERSION = 2
+
+
+def template_families(templates: str | Path | list | None) -> list[str | None]:
+    """``--templates``: 'builtin', a template file, or several joined by commas
+    ('builtin,spEigenStar-53724.fits'); None stands for the built-in set."""
+    if templates is None:
+        return [None]
+    items = templates if isinstance(templates, list) else str(templates).split(",")
+    out: list[str | None] = []
+    for item in items:
+        if item is None or str(item).strip() in ("", BUILTIN):
+            out.append(None)
+            continue
+        path = Path(str(item).strip()).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"--templates: file not found: {path}")
+        out.append(str(path.resolve()))
+    return list(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class _AnyFamily:
+    """index_of over several template sets: a subclass is simulated if any set has it."""
+
+    sets: tuple[TemplateSet, ...]
+
+    def index_of(self, subclass: str) -> int | None:
+        found = [ts.index_of(subclass) for ts in self.sets]
+        return next((i for i in found if i is not None), None)
+
+
 @lru_cache(maxsize=4)
 def _wide_templates(templates_path: str | None) -> TemplateSet:
     return extend_for_photometry(load_templates(Path(templates_path) if templates_path else None))
@@ -279,16 +320,26 @@ def plan_survey(
         raise ValueError("--stars must be at least 1")
     if not 0 <= n_spectra <= n_stars:
         raise ValueError(f"--spectra must be between 0 and --stars ({n_stars}), got {n_spectra}")
-    key = str(templates) if templates else None
-    ts = _wide_templates(key)
+    families = template_families(templates)
+    sets = [_wide_templates(key) for key in families]
+    ts = _AnyFamily(tuple(sets))
     rng = np.random.default_rng(np.random.SeedSequence([seed]))
     if labels_from is not None:
         stars, skipped = _labels_from_table(rng, n_stars, ts, Path(labels_from))
     else:
         stars, skipped = _default_labels(rng, n_stars, ts)
     n = len(stars)
-    rows = {name: ts.index_of(name) for name in stars["subClass"].unique()}
-    stars["template_row"] = stars["subClass"].map(rows).astype(int)
+    # each star from one family (at random among those with a template for its subclass)
+    fam = rng.integers(0, len(families), n)
+    row = np.full(n, -1)
+    for name in stars["subClass"].unique():
+        at = np.flatnonzero(stars["subClass"].to_numpy() == name)
+        has = [k for k, t in enumerate(sets) if t.index_of(name) is not None]
+        fam[at] = np.where(np.isin(fam[at], has), fam[at], has[0])
+        for k in has:
+            row[at[fam[at] == k]] = sets[k].index_of(name)
+    stars["family"] = [families[k] or BUILTIN for k in fam]
+    stars["template_row"] = row
     stars["specObjID"] = specobjid(stars.plate, stars.mjd, stars.fiberID)
 
     # Sky positions: a centre per plate in the SDSS footprint, stars within 1.49 deg of it.
@@ -320,14 +371,19 @@ def plan_survey(
     return stars, skipped
 
 
-def _catalog_photometry(stars: pd.DataFrame, seed: int, templates: Path | None) -> pd.DataFrame:
+def _catalog_photometry(stars: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Vectorized ugriz for every star from the colour table (spectra overwrite theirs)."""
-    table = colour_table(str(templates) if templates else None)
     x = np.clip(stars["ebv"].to_numpy() / (EBV_GRID[1] - EBV_GRID[0]), 0, EBV_GRID.size - 1.001)
     i0 = x.astype(int)
     w = (x - i0)[:, None]
     rows = stars["template_row"].to_numpy()
-    colours = table[rows, i0] * (1 - w) + table[rows, i0 + 1] * w
+    colours = np.zeros((len(stars), 5))
+    family = stars["family"].to_numpy()
+    for key in np.unique(family):
+        table = colour_table(None if key == BUILTIN else key)
+        at = family == key
+        c0, c1 = table[rows[at], i0[at]], table[rows[at], i0[at] + 1]
+        colours[at] = c0 * (1 - w[at]) + c1 * w[at]
     true = stars["r_true"].to_numpy()[:, None] + colours
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1 << 40]))
     mags, errs = observe_psf_mags(true, rng.normal(0.0, 1.0, true.shape))
@@ -347,6 +403,69 @@ class _Context:
     sky_continuum: np.ndarray
     sky_lines: np.ndarray
     throughput: np.ndarray
+    builtin: bool  # parametric templates: each star gets its own Teff, log g, [Fe/H]
+    neighbours: tuple[tuple[int, ...], ...]  # per row: adjacent MK rows (file templates)
+
+
+def _mk_neighbours(ts: TemplateSet) -> tuple[tuple[int, ...], ...]:
+    """Rows of the next earlier and later MK type for each row (none outside MK)."""
+    types = [normalize_subclass(name).spectral_type for name in ts.names]
+    levels = sorted({t for t in types if t is not None})
+    out = []
+    for t in types:
+        if t is None:
+            out.append(())
+            continue
+        i = levels.index(t)
+        near = {levels[j] for j in (i - 1, i + 1) if 0 <= j < len(levels)}
+        out.append(tuple(r for r, u in enumerate(types) if u in near))
+    return tuple(out)
+
+
+#: Flux-calibration distortion (Legendre coefficients' sigma) of simulated spectra: SDSS
+#: spectrophotometry is good to a few per cent, but tilts of 5-10 % across the spectrum occur.
+CALIBRATION_SIGMA = 0.04
+#: Luminosity classes drawn for MK stars: log g and how often (dwarfs dominate SDSS spectra).
+LOGG_CLASSES = ((4.5, 0.6), (3.8, 0.12), (2.5, 0.22), (1.2, 0.06))
+
+
+def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.ndarray:
+    """This star's own rest-frame spectrum on the wide lattice: the sky is a continuum.
+
+    Built-in family: a Teff anywhere in the interval the SDSS fit would call its subclass, a
+    luminosity class (dwarf to supergiant) and [Fe/H] (``templates.star_flux``). A template
+    file: a log-flux blend with a neighbouring MK template (at most half-way, so the subclass
+    stays the nearest) and line depths scaled by a smooth factor of wavelength (metallicity
+    and gravity change how deep lines are, not where). Both: rotation and resolution blur,
+    strongest for hot stars (they rotate fast).
+    """
+    ts = ctx.templates
+    row = int(star["template_row"])
+    name = ts.names[row]
+    hot = normalize_subclass(name).spectral_type is not None and (
+        normalize_subclass(name).spectral_type < 30
+    )
+    if ctx.builtin:
+        lo, hi = teff_range(name, ts.names)
+        teff = 10.0 ** rng.uniform(math.log10(lo), math.log10(hi))
+        loggs, weights = zip(*LOGG_CLASSES, strict=True)
+        logg = float(rng.choice(loggs, p=weights)) + rng.normal(0.0, 0.2)
+        feh = float(np.clip(rng.normal(-0.3, 0.35), -2.0, 0.5))
+        flux = star_flux(name, ts.wavelength, teff, logg, feh)
+    else:
+        flux = np.clip(ts.flux[row], 1e-30, None)
+        near = ctx.neighbours[row]
+        if near:
+            other = np.clip(ts.flux[near[int(rng.integers(len(near)))]], 1e-30, None)
+            w = rng.uniform(0.0, 0.5)
+            flux = np.exp((1.0 - w) * np.log(flux) + w * np.log(other))
+        continuum = gaussian_filter1d(maximum_filter1d(flux, 101), 40.0)
+        depth_scale = np.exp(
+            np.polynomial.legendre.legval(np.linspace(-1, 1, flux.size), rng.normal(0, 0.2, 3))
+        )
+        flux = continuum * np.clip(flux / continuum, 1e-3, None) ** depth_scale
+    blur = rng.uniform(0.0, 1.0) + (rng.uniform(0.0, 2.5) if hot else 0.0)
+    return gaussian_filter1d(flux, blur) if blur > 0.05 else flux
 
 
 @lru_cache(maxsize=4)
@@ -368,6 +487,8 @@ def _context(templates_path: str | None) -> _Context:
         sky_continuum=sky_continuum,
         sky_lines=sky_lines,
         throughput=np.clip(throughput, 0.05, None),
+        builtin=templates_path is None,
+        neighbours=_mk_neighbours(ts),
     )
 
 
@@ -385,7 +506,9 @@ def render_spectrum(
     """One star's COADD table, SPECOBJ row and photometry (a pure function of its inputs)."""
     rng = _star_rng(seed, int(star["index"]))
     ts = ctx.templates
-    template = ts.flux[int(star["template_row"])]
+    template = star_template(star, rng, ctx) if star.get("variety", False) else None
+    if template is None:
+        template = ts.flux[int(star["template_row"])]
     shift = math.log10(1.0 + float(star["z_true"]))
     rest = np.interp(ts.loglam - shift, ts.loglam, template)  # observed frame
     reddened = rest * 10.0 ** (-0.4 * float(star["ebv"]) * ctx.ext_per_ebv)
@@ -402,7 +525,9 @@ def render_spectrum(
     window = slice(start, end + 1)
     wave = ts.wavelength[window]
     x = np.linspace(-1.0, 1.0, wave.size)
-    calib = 1.0 + np.polynomial.legendre.legval(x, np.r_[0.0, rng.normal(0.0, 0.02, 3)])
+    calib_sigma = CALIBRATION_SIGMA if star.get("variety", False) else 0.02
+    coeffs = np.r_[0.0, rng.normal(0.0, calib_sigma, 3)]
+    calib = 1.0 + np.polynomial.legendre.legval(x, coeffs)
     model = true_flux[window] * calib
 
     sky = ctx.sky_continuum[window] + ctx.sky_lines[window]
@@ -470,14 +595,21 @@ def _extend(calib: np.ndarray, start: int, npix: int) -> np.ndarray:
     return out
 
 
+def _star_context(star: dict, templates_path: str | None) -> _Context:
+    family = star.get("family", templates_path or BUILTIN)
+    return _context(None if family == BUILTIN else family)
+
+
 def render_chunk(
     records: list[dict], seed: int, spectra_dir: str, templates_path: str | None
 ) -> list[RenderedStar]:
-    """Render and write a chunk of spectra (pure apart from writing its own files)."""
-    ctx = _context(templates_path)
+    """Render and write a chunk of spectra (pure apart from writing its own files).
+
+    Each record names its template family; ``templates_path`` is the family of records that
+    do not."""
     out = []
     for star in records:
-        coadd, obj, rendered = render_spectrum(star, seed, ctx)
+        coadd, obj, rendered = render_spectrum(star, seed, _star_context(star, templates_path))
         name = spec_filename(obj.plate, obj.mjd, obj.fiber)
         write_spec_lite(Path(spectra_dir) / name, obj, coadd, seed)
         out.append(rendered)
@@ -494,10 +626,9 @@ def _write_bad_files(
         return 0
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1 << 41]))
     chosen = np.sort(rng.choice(pool, min(n_bad, pool.size), replace=False))
-    ctx = _context(templates_path)
     for k, idx in enumerate(chosen):
         star = stars.loc[idx].to_dict() | {"index": int(idx), "snr_target": 20.0}
-        coadd, obj, _ = render_spectrum(star, seed, ctx)
+        coadd, obj, _ = render_spectrum(star, seed, _star_context(star, templates_path))
         path = spectra_dir / spec_filename(obj.plate, obj.mjd, obj.fiber)
         kind = k % 3
         if kind == 0:  # truncated mid-way, as an interrupted download
@@ -532,29 +663,37 @@ def simulate_survey(
     n_stars: int,
     n_spectra: int,
     seed: int,
-    templates: Path | None,
+    templates: str | Path | None,
     labels_from: Path | None,
     workers: int,
     bad_files: int = 0,
+    variety: bool = True,
 ) -> SimulationSummary:
-    """Write a simulated survey (catalog.csv + spectra/) into `out_dir`."""
+    """Write a simulated survey (catalog.csv + spectra/) into `out_dir`.
+
+    ``variety`` (the default) makes every star its own: a type between the templates, a
+    luminosity class and metallicity, rotation and resolution (``star_template``); False
+    renders each star from its subclass template exactly (an oracle's survey, for tests)."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     spectra_dir = out_dir / SPECTRA_DIR
     if spectra_dir.exists():
         shutil.rmtree(spectra_dir)  # a previous survey's files would mix with this one
     spectra_dir.mkdir(parents=True)
-    templates_path = str(Path(templates).resolve()) if templates else None
+    families = template_families(templates)
+    templates_path = families[0]
 
-    stars, skipped = plan_survey(n_stars, n_spectra, seed, templates, labels_from)
-    stars = stars.join(_catalog_photometry(stars, seed, templates))
+    stars, skipped = plan_survey(n_stars, n_spectra, seed, families, labels_from)
+    stars = stars.join(_catalog_photometry(stars, seed))
+    stars["variety"] = bool(variety)
     stars["snMedian"] = stars["snr_target"]
     stars["index"] = np.arange(len(stars))
 
     spec_rows = stars[stars["has_spectrum"]]
     columns = [
         "index", "plate", "mjd", "fiberID", "specObjID", "ra", "dec", "subClass", "z", "zErr",
-        "z_true", "r_true", "ebv", "snr_target", "template_row", "elodie_sptype",
+        "z_true", "r_true", "ebv", "snr_target", "template_row", "elodie_sptype", "family",
+        "variety",
     ]  # fmt: skip
     records = spec_rows[columns].to_dict("records")
     chunk = max(8, min(100, math.ceil(len(records) / (4 * max(1, workers)))))
@@ -566,7 +705,8 @@ def simulate_survey(
             results.extend(render_chunk(part, seed, str(spectra_dir), templates_path))
             progress.update(len(part))
     else:
-        _context(templates_path)  # build once; forked workers inherit it
+        for key in families:
+            _context(key)  # build once; forked workers inherit it
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
             futures = [
                 pool.submit(render_chunk, part, seed, str(spectra_dir), templates_path)
@@ -626,8 +766,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="random seed; the same seed gives identical files (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
-        "--templates", type=Path, default=None, metavar="PATH",
-        help="real SDSS template file (spEigenStar-53724.fits) instead of the built-in templates",
+        "--templates", default=None, metavar="SET[,SET...]",
+        help="template families: 'builtin' (default) and/or template files such as the real "
+        "SDSS spEigenStar-53724.fits, comma-separated; each star is drawn from one family "
+        "that has its subclass (e.g. builtin,spEigenStar-53724.fits)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--exact-templates", action="store_true",
+        help="render every star from its subclass template exactly (no types between "
+        "templates, luminosity classes, metallicity, rotation): an oracle's survey",
     )  # fmt: skip
     parser.add_argument(
         "--labels-from", type=Path, default=None, metavar="CSV",
@@ -657,6 +804,7 @@ def run(args: argparse.Namespace) -> int:
             labels_from=args.labels_from,
             workers=args.workers,
             bad_files=args.with_bad_files,
+            variety=not args.exact_templates,
         )
     except (ValueError, FileNotFoundError) as exc:
         log.error("simulate: %s", exc)

@@ -69,6 +69,9 @@ COLOR_TEMPERATURE: dict[str, float] = {
     "Carbon": 3_740, "Carbon_lines": 4_040,
 }  # fmt: skip
 
+#: log g of the built-in templates (main-sequence dwarfs, as most SDSS stars with spectra).
+DWARF_LOGG = 4.5
+
 #: Every name the built-in set provides (the union of the SDSS-I/II template and label
 #: vocabularies), in MK order.
 BUILTIN_NAMES: tuple[str, ...] = tuple(SUBCLASS_TEFF)
@@ -149,15 +152,28 @@ SWAN_HEADS = (4738.0, 5166.0, 5637.0, 6193.0)
 CN_HEADS = (7876.0, 8059.0, 8293.0, 9148.0)
 
 
-def _optical_depth(wave: np.ndarray, name: str, t: float) -> np.ndarray:
-    """Sum of absorption optical depths for one subclass (smooth in Teff)."""
+def _optical_depth(
+    wave: np.ndarray, name: str, t: float, logg: float = DWARF_LOGG, feh: float = 0.0
+) -> np.ndarray:
+    """Sum of absorption optical depths for one star (smooth in Teff, log g and [Fe/H]).
+
+    At the defaults (a solar-metallicity dwarf) this is the subclass template. Lower gravity
+    (giants, supergiants) narrows the pressure-broadened Balmer wings of hot stars, weakens the
+    pressure-sensitive Mg b, Na D, Ca I 4227 and CaH of cool ones, and strengthens Sr II 4077 /
+    4216, the CN 4216 band and the Ca II triplet, the classical MK luminosity criteria; metal
+    lines and blanketing scale with metallicity.
+    """
+    g = float(np.clip(logg, 0.0, 5.5)) - DWARF_LOGG  # < 0 for giants
+    lum = float(np.clip(-g / 3.5, 0.0, 1.3))  # 0 dwarf, ~0.6 giant, ~1 supergiant
+    metal = 10.0 ** (0.6 * float(np.clip(feh, -2.5, 0.6)))
+    press = 10.0 ** (0.15 * min(g, 0.5))  # pressure-sensitive lines: weaker in giants
     tau = np.zeros_like(wave)
     # Metal-line blanketing: suppresses the blue/UV of cool stars (why the Sun's g-r is 0.44).
-    blanket = 0.55 * _rise(t, 5600, 900) + 0.25 * _rise(t, 7500, 600)
+    blanket = (0.55 * _rise(t, 5600, 900) + 0.25 * _rise(t, 7500, 600)) * metal**0.5
     tau += blanket * (4000.0 / wave) ** 6
     # Balmer lines: strongest at A0, broad (pressure-broadened) in hot dwarfs.
     balmer = 1.1 * _bump(t, 9800, 0.09)
-    width = 4.0 + 18.0 * _bump(t, 9800, 0.08)
+    width = (4.0 + 18.0 * _bump(t, 9800, 0.08)) * 10.0 ** (0.2 * min(g, 0.5))
     for k, center in enumerate(BALMER):
         tau += _lorentz(wave, center, balmer * (0.9 - 0.06 * k) + 0.25 * _rise(t, 7000, 900), width)
     # Balmer jump below 3646 A (bound-free), largest for A stars.
@@ -169,24 +185,30 @@ def _optical_depth(wave: np.ndarray, name: str, t: float) -> np.ndarray:
     for center in (4472.7, 4027.3, 4923.3, 5877.3, 6680.0):
         tau += _line(wave, center, 0.45 * _bump(t, 20_000, 0.1), 3.5)
     # Ca II H&K, Ca I 4227, G band, Mg b, Na D, Ca II triplet: grow toward K.
-    cahk = 1.6 * _rise(t, 7200, 700) + 0.25 * _rise(t, 10_000, 800)
+    cahk = (1.6 * _rise(t, 7200, 700) + 0.25 * _rise(t, 10_000, 800)) * metal**0.5
     for center in (3934.78, 3969.59):
         tau += _lorentz(wave, center, cahk, 3.0 + 7.0 * _rise(t, 5000, 600))
-    tau += _line(wave, 4227.9, 1.2 * _rise(t, 4800, 350), 3.0)
-    tau += _line(wave, 4308.0, 0.45 * _bump(t, 5000, 0.07), 9.0)  # G band (CH)
+    tau += _line(wave, 4227.9, 1.2 * _rise(t, 4800, 350) * metal * press**2, 3.0)
+    tau += _line(wave, 4308.0, 0.45 * _bump(t, 5000, 0.07) * metal, 9.0)  # G band (CH)
+    mgb_width = 2.0 + 2.0 * _rise(t, 4500, 400) * press**2
     for center in (5168.8, 5174.1, 5185.1):
-        tau += _line(wave, center, 0.8 * _rise(t, 5800, 500), 2.0 + 2.0 * _rise(t, 4500, 400))
+        tau += _line(wave, center, 0.8 * _rise(t, 5800, 500) * metal * press, mgb_width)
+    nad = (1.0 * _rise(t, 5600, 500) + 0.6 * _rise(t, 3500, 300)) * metal * press**2
     for center in (5891.6, 5897.6):
-        tau += _line(wave, center, 1.0 * _rise(t, 5600, 500) + 0.6 * _rise(t, 3500, 300), 2.5)
+        tau += _line(wave, center, nad, 2.5)
     for center in (8500.4, 8544.4, 8664.5):
-        tau += _line(wave, center, 0.6 * _bump(t, 5000, 0.12), 3.0)
-    tau += _line(wave, 5269.5, 0.3 * _rise(t, 6000, 500), 2.0)  # Fe I
-    tau += _line(wave, 5329.0, 0.3 * _rise(t, 6000, 500), 2.0)
+        tau += _line(wave, center, 0.6 * _bump(t, 5000, 0.12) * metal * (1 + 0.8 * lum), 3.0)
+    tau += _line(wave, 5269.5, 0.3 * _rise(t, 6000, 500) * metal, 2.0)  # Fe I
+    tau += _line(wave, 5329.0, 0.3 * _rise(t, 6000, 500) * metal, 2.0)
+    # Luminosity criteria of F-K giants and supergiants: Sr II and the CN band at 4216 A.
+    for center in (4078.9, 4216.7):
+        tau += _line(wave, center, 0.5 * lum * _bump(t, 6000, 0.1) * metal, 1.5)
+    tau += _band(wave, 4216.0, 0.35 * lum * _rise(t, 5600, 400) * metal, 60.0, to_red=False)
     # M dwarfs: TiO bands (fade again in L dwarfs as TiO condenses), CaH, CaOH, VO.
     tio = (0.5 * _rise(t, 3900, 200) + 2.5 * _rise(t, 3100, 300)) * (1.0 - _rise(t, 2250, 120))
     for k, head in enumerate(TIO_HEADS):
         tau += _band(wave, head, tio * (0.9 - 0.04 * k), 120.0 + 25.0 * k, to_red=True)
-    cah = 0.6 * _rise(t, 3600, 250) * (1.3 if name.endswith("V") else 1.0)
+    cah = 0.6 * _rise(t, 3600, 250) * (1.3 if name.endswith("V") else 1.0) * press**4
     tau += _band(wave, 6385.0, cah, 40.0, to_red=True)
     tau += _band(wave, 6830.0, 0.8 * cah, 120.0, to_red=True)
     tau += _line(wave, 5545.0, 0.4 * _rise(t, 3000, 250), 20.0)  # CaOH
@@ -244,26 +266,77 @@ def _carbon(wave: np.ndarray, name: str, t: float) -> np.ndarray:
     return tau
 
 
-def _builtin_flux(name: str, wave: np.ndarray) -> np.ndarray:
-    t = SUBCLASS_TEFF[name]
+_SPECIAL = frozenset({"WD", "WDmagnetic", "CarbonWD", "Carbon", "Carbon_lines"})
+
+
+@lru_cache(maxsize=1)
+def _colour_temperature_scale() -> tuple[np.ndarray, np.ndarray]:
+    """(log Teff, log colour temperature) along the MK + L/T sequence, increasing in Teff."""
+    pairs = sorted(
+        {(SUBCLASS_TEFF[n], COLOR_TEMPERATURE[n]) for n in BUILTIN_NAMES if n not in _SPECIAL}
+    )
+    t, c = np.log10(np.array(pairs)).T
+    return t, c
+
+
+def colour_temperature(teff: float) -> float:
+    """Continuum temperature for any Teff on the sequence (log-log interpolation)."""
+    t, c = _colour_temperature_scale()
+    return float(10.0 ** np.interp(np.log10(teff), t, c))
+
+
+def star_flux(
+    name: str,
+    wave: np.ndarray,
+    teff: float | None = None,
+    logg: float = DWARF_LOGG,
+    feh: float = 0.0,
+) -> np.ndarray:
+    """A built-in spectrum for one star of subclass ``name`` at its own Teff, log g, [Fe/H].
+
+    Real stars are a continuum, not 45 spectra: the simulator draws each star's parameters
+    around its subclass, so a model trained on the survey sees types between the templates,
+    giants and supergiants as well as dwarfs, and metal-poor as well as solar stars.
+    White dwarfs and carbon stars keep their recipes (only Teff moves their continuum).
+    """
+    t = SUBCLASS_TEFF[name] if teff is None else float(teff)
     if name in {"WD", "WDmagnetic", "CarbonWD"}:
         tau = _white_dwarf(wave, name, t)
     elif name.startswith("Carbon"):
         tau = _carbon(wave, name, t)
     else:
-        tau = _optical_depth(wave, name, t)
-    cont = planck(wave, COLOR_TEMPERATURE[name])
+        tau = _optical_depth(wave, name, t, logg, feh)
+    if teff is None or name in _SPECIAL:
+        cont = planck(wave, COLOR_TEMPERATURE[name] * t / SUBCLASS_TEFF[name])
+    else:
+        cont = planck(wave, colour_temperature(t))
     flux = cont * np.exp(-tau)
     if name == "Carbon_lines":  # emission lines (Halpha, Hbeta) as in SDSS 'Carbon_lines'
         flux += cont * (_line(wave, 6564.6, 0.8, 2.5) + _line(wave, 4862.7, 0.5, 2.5))
     return flux / np.median(flux[(wave > 5500) & (wave < 6500)])
 
 
+def teff_range(name: str, names: tuple[str, ...] | list[str]) -> tuple[float, float]:
+    """Teff interval whose stars the SDSS fit would call ``name`` among ``names``: half-way
+    (in log Teff) to the neighbouring subclasses on either side; the ends extend as far."""
+    label = normalize_subclass(name).label
+    if name in _SPECIAL or label not in SUBCLASS_TEFF:
+        t = SUBCLASS_TEFF.get(name, 5000.0)
+        return t, t
+    labels = {normalize_subclass(n).label for n in names}  # 'M0V' and 'M0' are one class
+    seq = sorted({SUBCLASS_TEFF[n] for n in labels if n in SUBCLASS_TEFF and n not in _SPECIAL})
+    logs = np.log10(seq)
+    i = seq.index(SUBCLASS_TEFF[label])
+    lo = (logs[i - 1] + logs[i]) / 2 if i > 0 else logs[i] - (logs[i + 1] - logs[i]) / 2
+    hi = (logs[i] + logs[i + 1]) / 2 if i + 1 < len(seq) else logs[i] + (logs[i] - logs[i - 1]) / 2
+    return float(10.0**lo), float(10.0**hi)
+
+
 @lru_cache(maxsize=1)
 def builtin_templates() -> TemplateSet:
     """The built-in template set on the wide lattice :data:`WIDE_LOGLAM`."""
     wave = 10.0**WIDE_LOGLAM
-    flux = np.vstack([_builtin_flux(name, wave) for name in BUILTIN_NAMES])
+    flux = np.vstack([star_flux(name, wave) for name in BUILTIN_NAMES])
     return TemplateSet(BUILTIN_NAMES, WIDE_LOGLAM.copy(), flux)
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from startrack.grid import DLOGLAM
+
 BANDS = ("u", "g", "r", "i", "z")
 MAG_COLUMNS = tuple(f"mag_{b}" for b in BANDS)
 MAGERR_COLUMNS = tuple(f"magerr_{b}" for b in BANDS)
@@ -142,6 +144,41 @@ def normalized_spectra(
     flux_n = torch.where(bad, torch.zeros_like(flux), flux / norm)
     ivar_n = torch.where(bad, torch.zeros_like(ivar), ivar * norm**2)
     return flux_n, ivar_n, bad
+
+
+#: |z| above this is not a star's radial velocity (1,500 km/s): such spectra are not shifted.
+MAX_STELLAR_Z = 0.005
+
+
+def rest_frame_shift(z: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Whole grid pixels to move each spectrum by to bring it to its rest frame (0 for NaN z).
+
+    One pixel is 69 km/s and the catalog z of a star is good to a few km/s, so a whole-pixel
+    shift leaves at most half a pixel of velocity, which the training augmentation covers.
+    """
+    z = torch.as_tensor(z, dtype=torch.float64).reshape(-1)
+    ok = torch.isfinite(z) & (z.abs() <= MAX_STELLAR_Z)
+    pix = torch.round(torch.log10(1.0 + torch.where(ok, z, torch.zeros_like(z))) / DLOGLAM)
+    return pix.long()
+
+
+def to_rest_frame(
+    flux_n: torch.Tensor, ivar_n: torch.Tensor, mask: torch.Tensor, z: np.ndarray | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shift spectra on the log grid by -log10(1+z): pixels that enter from beyond the grid
+    are masked. A gather, so a batch of any mix of shifts costs one pass."""
+    shift = rest_frame_shift(z).to(flux_n.device)
+    if not bool((shift != 0).any()):
+        return flux_n, ivar_n, mask
+    n = flux_n.shape[1]
+    src = torch.arange(n, device=flux_n.device).unsqueeze(0) + shift.unsqueeze(1)
+    outside = (src < 0) | (src >= n)
+    src = src.clamp(0, n - 1)
+    f = flux_n.gather(1, src)
+    iv = ivar_n.gather(1, src)
+    m = mask.gather(1, src) | outside
+    zero = torch.zeros((), dtype=f.dtype, device=f.device)
+    return torch.where(m, zero, f), torch.where(m, zero, iv), m
 
 
 def spectrum_channels(

@@ -25,8 +25,17 @@ from startrack.ml.features import (
     raw_matrix,
     spectrum_channels,
     tabular_features,
+    to_rest_frame,
 )
 from startrack.ml.model import HEADS, StarClassifier
+from startrack.ml.quality import (
+    OutlierModel,
+    class_types,
+    continuous_type,
+    line_profiles,
+    masked_fraction,
+    quality_flags,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +112,34 @@ def batched_logits(
         fn, iv, m = normalized_spectra(
             spectra.flux[r], spectra.ivar[r], spectra.mask[r], spectra.norm[r]
         )
+        if model.cfg.rest_frame:
+            fn, iv, m = to_rest_frame(fn, iv, m, raw[idx, 0])
         res = model(tab, spectrum_channels(fn, iv, m), torch.ones(len(idx), dtype=torch.bool))
         for h in HEADS:
             out[h][idx] = res[h].numpy()
     return out
+
+
+def spectrum_profiles(
+    model: StarClassifier, spectra: Spectra, raw: np.ndarray, idx: np.ndarray, batch: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binned line profiles (quality.line_profiles) of stars ``idx`` as the model sees them:
+    normalized and, for a rest-frame model, shifted by the catalog redshift."""
+    profiles, ivars = [], []
+    for start in range(0, len(idx), batch):
+        i = idx[start : start + batch]
+        r = spectra.row[i]
+        fn, iv, m = normalized_spectra(
+            spectra.flux[r], spectra.ivar[r], spectra.mask[r], spectra.norm[r]
+        )
+        if model.cfg.rest_frame:
+            fn, iv, m = to_rest_frame(fn, iv, m, raw[i, 0])
+        p, w = line_profiles(fn, iv, m)
+        profiles.append(p)
+        ivars.append(w)
+    if not profiles:
+        return torch.zeros(0, 0), torch.zeros(0, 0)
+    return torch.cat(profiles), torch.cat(ivars)
 
 
 def calibrated_probs(logits: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
@@ -124,6 +157,9 @@ class BranchPrediction:
     topk_labels: np.ndarray  # (n, k) object
     topk_probs: np.ndarray  # (n, k) float32
     answered: np.ndarray  # (n,) bool
+    spectral_type: np.ndarray | None = None  # (n,) float64 posterior-mean MK number, NaN: none
+    spectral_type_err: np.ndarray | None = None  # (n,) float64 posterior std
+    flags: list[list[str]] | None = None  # per star (quality.quality_flags), same for all heads
 
 
 def predict_arrays(
@@ -135,8 +171,10 @@ def predict_arrays(
 ) -> dict[str, BranchPrediction]:
     """Calibrated top-k per head as arrays: the fast path for batch scoring."""
     labels = np.asarray(meta["labels"], dtype=object)
+    types = class_types(labels)
     temps = meta.get("temperatures", {})
-    logits = batched_logits(model, standardizer_of(meta), raw_matrix(stars), spectra)
+    raw = raw_matrix(stars)
+    logits = batched_logits(model, standardizer_of(meta), raw, spectra)
     has = (spectra.row >= 0) if spectra is not None else np.zeros(len(stars), dtype=bool)
     k = min(topk, len(labels))
     out = {}
@@ -150,7 +188,30 @@ def predict_arrays(
         answered = has.copy() if h == "lstm" else np.ones(len(stars), dtype=bool)
         lab = np.where(answered, labels[order[:, 0]], None)
         prob = np.where(answered, top_p[:, 0].astype(np.float64), np.nan)
-        out[h] = BranchPrediction(lab, prob, labels[order], top_p, answered)
+        mean, std = continuous_type(probs, types)
+        mean, std = np.where(answered, mean, np.nan), np.where(answered, std, np.nan)
+        out[h] = BranchPrediction(lab, prob, labels[order], top_p, answered, mean, std)
+    masked = np.full(len(stars), np.nan)
+    outlier = np.zeros(len(stars), dtype=bool)
+    if spectra is not None and has.any():
+        masked[has] = masked_fraction(spectra.mask[spectra.row[has]])
+        if "outliers" in meta:  # models trained before the outlier score existed have none
+            detector = OutlierModel.from_dict(meta["outliers"])
+            scores = detector.score(*spectrum_profiles(model, spectra, raw, np.flatnonzero(has)))
+            outlier[has] = scores > detector.threshold
+    flags = quality_flags(
+        has,
+        raw[:, 6].astype(np.float64),
+        masked,
+        out["dense"].spectral_type,
+        out["lstm"].spectral_type,
+        out["dense"].label,
+        out["lstm"].label,
+        out["fusion"].prob,
+        outlier,
+    )
+    for p in out.values():
+        p.flags = flags
     return out
 
 
@@ -180,6 +241,9 @@ def predict_batch(
         out[f"{h}_label"] = p.label
         out[f"{h}_prob"] = p.prob
         out[f"{h}_topk"] = top
+        out[f"{h}_spectral_type"] = p.spectral_type
+        out[f"{h}_spectral_type_err"] = p.spectral_type_err
+    out["flags"] = preds["fusion"].flags
     return out
 
 
@@ -244,9 +308,16 @@ class Predictor:
                 "label": pred[f"{h}_label"],
                 "prob": float(pred[f"{h}_prob"]),
                 "topk": [(lab, float(p)) for lab, p in pred[f"{h}_topk"]],
+                "spectral_type": _finite_or_none(pred[f"{h}_spectral_type"]),
+                "spectral_type_err": _finite_or_none(pred[f"{h}_spectral_type_err"]),
             }
         return {
             "branches": branches,
+            "flags": list(pred["flags"]),
             "latency_ms": (time.perf_counter() - t0) * 1e3,
             "model_version": meta.get("version"),
         }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None

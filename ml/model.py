@@ -79,6 +79,10 @@ class ModelConfig:
     n_heads: int = 4
     fusion_layers: int = 1
     dropout: float = 0.1
+    #: Shift each spectrum to its rest frame by the catalog redshift (a star's z is its radial
+    #: velocity) before the network sees it, so lines sit where the weights expect them
+    #: whatever the velocity (features.to_rest_frame). False for artifacts written before.
+    rest_frame: bool = True
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -95,6 +99,7 @@ class ModelConfig:
         d.setdefault("fusion_residual", False)
         d.setdefault("line_indices", 0)
         d.setdefault("line_index_min_snr", 0.0)
+        d.setdefault("rest_frame", False)
         d["conv_layers"] = tuple(tuple(layer) for layer in d["conv_layers"])
         return cls(**d)
 

@@ -211,6 +211,13 @@ def _to_rows(
                     "label": pa.array(label, pa.string()),
                     "prob": pa.array(p.prob[rows], pa.float64()),
                     "topk": topk,
+                    "spectral_type": pa.array(
+                        p.spectral_type[rows], pa.float64(), from_pandas=True
+                    ),
+                    "spectral_type_err": pa.array(
+                        p.spectral_type_err[rows], pa.float64(), from_pandas=True
+                    ),
+                    "flags": pa.array([p.flags[i] for i in rows], pa.list_(pa.string())),
                     "actual": pa.array(truth, pa.string()),
                     "correct": pa.array(np.where(known, label == truth, None), pa.bool_()),
                     "within_one": pa.array(
@@ -240,6 +247,9 @@ PREDICTIONS = pa.schema(
         ("label", pa.string()),
         ("prob", pa.float64()),
         ("topk", pa.list_(pa.struct([("label", pa.string()), ("prob", pa.float64())]))),
+        ("spectral_type", pa.float64()),
+        ("spectral_type_err", pa.float64()),
+        ("flags", pa.list_(pa.string())),
         ("actual", pa.string()),
         ("correct", pa.bool_()),
         ("within_one", pa.bool_()),
@@ -322,6 +332,7 @@ EVAL_SPLITS = ("test", "test_spectra", "all")
 def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, pd.DataFrame]:
     """metrics / class_metrics / confusion rows per branch and split, via ml.metrics.evaluate."""
     from startrack.ml.metrics import evaluate
+    from startrack.ml.quality import type_metrics
 
     frames: dict[str, list[pd.DataFrame]] = {"metrics": [], "class_metrics": [], "confusion": []}
     for split in EVAL_SPLITS:
@@ -332,7 +343,8 @@ def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, p
         }[split]
         for branch in HEADS:
             sub = snap_con.execute(
-                f"""SELECT p.actual, p.label, s.snr{", p.topk" if split != "all" else ""}
+                f"""SELECT p.actual, p.label, p.spectral_type, s.snr
+                           {", p.topk" if split != "all" else ""}
                     FROM predictions p JOIN stars s USING (plate, mjd, fiberid)
                     WHERE p.model_version = $1 AND p.branch = $2 AND p.actual IS NOT NULL
                       AND {where}""",
@@ -348,6 +360,7 @@ def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, p
                 snr=sub["snr"].to_numpy(np.float64),
             )
             ev.log_loss = None  # not recoverable from the stored top-k
+            ev.extra.update(type_metrics(sub["actual"], sub["spectral_type"]))
             for name, frame in ev.to_tables(version, branch, split).items():
                 frames[name].append(frame)
     return {k: pd.concat(v, ignore_index=True) for k, v in frames.items() if v}

@@ -30,6 +30,8 @@ from startrack.labels import normalize_subclass, sort_key
 
 log = logging.getLogger(__name__)
 
+#: Best two labels whose reduced chi-squares differ by less than this fraction: ambiguous.
+AMBIGUOUS_RCHI2 = 0.01
 #: Pixel shift in km/s on the common grid (ln(10) * c * DLOGLAM).
 KMS_PER_PIXEL: float = float(np.log(10.0) * grid.C_KMS * grid.DLOGLAM)
 
@@ -53,6 +55,22 @@ class TemplateFitResult:
     label_rchi2: np.ndarray  # (n, n_labels) best reduced chi-square per label in ``classes``
     classes: list[str]  # distinct template labels, MK sequence order
     dof: np.ndarray  # (n,) degrees of freedom of the fit
+
+    @property
+    def runner_up(self) -> tuple[np.ndarray, np.ndarray]:
+        """(label, reduced chi-square) of the second-best label per spectrum."""
+        order = np.argsort(np.nan_to_num(self.label_rchi2, nan=np.inf), axis=1)
+        second = order[:, 1] if self.label_rchi2.shape[1] > 1 else order[:, 0]
+        rchi2 = np.take_along_axis(self.label_rchi2, second[:, None], axis=1)[:, 0]
+        return np.asarray(self.classes, dtype=object)[second], rchi2
+
+    @property
+    def ambiguous(self) -> np.ndarray:
+        """The SDSS pipeline's warning: the best two labels' reduced chi-squares are within
+        1 % of each other (its SMALL_DELTA_CHI2 idea), so the fit cannot tell them apart."""
+        _, second = self.runner_up
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(self.rchi2) & (second - self.rchi2 <= AMBIGUOUS_RCHI2 * self.rchi2)
 
     def proba(self, temperature: float = 1.0) -> np.ndarray:
         """Relative likelihood exp(-dchi2 / 2T) per label, normalized; an honest-but-sharp

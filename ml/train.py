@@ -13,6 +13,7 @@ average of the weights, which is also what is saved.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -47,9 +48,11 @@ from startrack.ml.features import (
     spectrum_channels,
     split_of,
     tabular_features,
+    to_rest_frame,
 )
-from startrack.ml.inference import Spectra, batched_logits
+from startrack.ml.inference import Spectra, batched_logits, spectrum_profiles
 from startrack.ml.model import HEADS, ModelConfig, StarClassifier
+from startrack.ml.quality import OOD_QUANTILE, OutlierModel
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,12 @@ class TrainingData:
 
     def spectra(self) -> Spectra:
         return Spectra(self.flux, self.ivar, self.mask, self.norm, self.spec_row)
+
+    def without_label(self, label: str) -> TrainingData:
+        """The same data with ``label`` unknown (leave-one-subtype-out experiments)."""
+        stars = self.stars.copy()
+        stars.loc[stars["label"] == label, "label"] = None
+        return dataclasses.replace(self, stars=stars)
 
 
 @dataclass
@@ -382,6 +391,7 @@ def train_model(
     model.eval()
 
     temperatures, val_metrics = _calibrate(model, stats, raw_all, norm_spectra, y, val_idx, data)
+    outliers = _fit_outliers(model, norm_spectra, raw_all, y, spec_train, val_idx, len(classes))
     meta = {
         "labels": classes,
         "features": {
@@ -404,8 +414,28 @@ def train_model(
             "split": "blake2b(star_id): train < 0.8 <= val < 0.9 <= test",
         },
         "data_snapshot": data.snapshot_id,
+        "outliers": outliers.to_dict(),
     }
     return TrainResult(model, meta, history)
+
+
+def _fit_outliers(
+    model: StarClassifier,
+    spectra: Spectra,
+    raw: np.ndarray,
+    y: np.ndarray,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    n_classes: int,
+) -> OutlierModel:
+    """Class line profiles from the training spectra; the threshold from validation ones."""
+    prof, iv = spectrum_profiles(model, spectra, raw, train_idx)
+    outliers = OutlierModel.fit(prof, iv, y[train_idx], n_classes)
+    val = val_idx[spectra.row[val_idx] >= 0]
+    if len(val):
+        scores = outliers.score(*spectrum_profiles(model, spectra, raw, val))
+        outliers.threshold = float(np.quantile(scores[np.isfinite(scores)], OOD_QUANTILE))
+    return outliers
 
 
 def lr_factor(progress: float, warmup: float = 0.05, floor: float = 0.02) -> float:
@@ -468,6 +498,8 @@ def _train_step(model: StarClassifier, idx: np.ndarray, b: _Batches) -> dict[str
         flux = torch.from_numpy(spectra.flux[r])
         ivar = torch.from_numpy(spectra.ivar[r])
         mask = torch.from_numpy(spectra.mask[r])
+        if model.cfg.rest_frame:  # as batched_logits does at validation and inference
+            flux, ivar, mask = to_rest_frame(flux, ivar, mask, raw[has, 0])
         snr0 = median_snr(ivar, mask)
         flux, ivar, mask, ebv_s, snr1 = augment_spectra(flux, ivar, mask, gen, cfg.augment)
         ebv[has] = ebv_s

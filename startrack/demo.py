@@ -25,7 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spectra", type=int, default=2_500, help="stars with spectra (2500)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (42)")
     parser.add_argument(
-        "--templates", type=Path, default=None, help="SDSS template file (default: built-in)"
+        "--templates",
+        default=None,
+        metavar="SET[,SET...]",
+        help="template families for the survey: 'builtin' (default) and/or SDSS template files, "
+        "comma-separated (see startrack simulate --help)",
     )
     parser.add_argument("--workers", type=int, default=2, help="processes (2)")
     parser.add_argument(
@@ -48,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from startrack.config import warehouse_dir
     from startrack.etl.ingest import ingest
-    from startrack.etl.simulate import simulate_survey
+    from startrack.etl.simulate import SIMULATOR_VERSION, simulate_survey
     from startrack.warehouse.store import Warehouse
 
     wh = Warehouse(warehouse_dir(args.warehouse))
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         "spectra": args.spectra,
         "seed": args.seed,
         "templates": str(args.templates) if args.templates else None,
+        "simulator": SIMULATOR_VERSION,  # a survey from an older simulator is made anew
     }
     stamp = args.survey / "demo-settings.json"
     t0 = time.perf_counter()
@@ -98,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         TrainConfig(seed=args.seed, time_budget_s=args.train_budget),
         progress=False,
         wait=60.0,
-        templates=args.templates,
+        templates=_template_file(args.templates),
     )
     print(f"trained model {meta['version']} ({len(meta['labels'])} classes)")
     if args.until == "train":
@@ -113,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"dashboard: http://{args.host}:{args.port}/  (Ctrl-C stops it)")
     create_app(wh.root).run(host=args.host, port=args.port, debug=False)
     return 0
+
+
+def _template_file(templates: str | None) -> Path | None:
+    """The template file the template-fit baseline uses: the survey's file, if it has one."""
+    files = [t for t in str(templates or "").split(",") if t.strip() not in ("", "builtin")]
+    return Path(files[0]) if files else None
 
 
 def _done(wh, t0: float) -> int:

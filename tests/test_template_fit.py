@@ -127,3 +127,22 @@ def test_unfittable_spectra_and_bad_shapes() -> None:
         fitter.fit(np.ones((2, 100)), np.ones((2, 100)))
     with pytest.raises(ValueError, match="template flux"):
         TemplateFitter(SimpleNamespace(names=["A0"], loglam=np.arange(3), flux=np.ones((2, 3))))
+
+
+def test_ambiguity_warning_when_the_best_two_are_within_one_percent() -> None:
+    """A spectrum half-way between two templates is the SDSS pipeline's ambiguous case."""
+    templates = _synthetic_templates(3.60 + 1e-4 * np.arange(3500))
+    mid = np.sqrt(templates.flux[2] * templates.flux[3])  # between G2 and K3
+    blend = SimpleNamespace(names=["G2", "K3"], loglam=templates.loglam, flux=templates.flux[2:4])
+    flux = np.full((2, grid.NPIX), np.nan)
+    ivar = np.zeros((2, grid.NPIX))
+    start = round((templates.loglam[0] - grid.LOGLAM0) / grid.DLOGLAM)
+    rng = np.random.default_rng(5)
+    for k, (spec, snr) in enumerate(((mid, 2.0), (templates.flux[2], 30.0))):
+        sigma = np.median(spec) / snr
+        flux[k, start + 20 : start + 3480] = spec[20:3480] + rng.normal(0, sigma, 3460)
+        ivar[k, start + 20 : start + 3480] = 1.0 / sigma**2
+    result = TemplateFitter(blend, max_velocity_kms=0.0).fit(flux, ivar)
+    runner, runner_rchi2 = result.runner_up
+    assert list(result.ambiguous) == [True, False]
+    assert set(runner) <= {"G2", "K3"} and np.all(runner_rchi2 >= result.rchi2)

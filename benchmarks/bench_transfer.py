@@ -1,0 +1,198 @@
+"""Generalization, the first model metric (issue 11): does the model type stars it was not
+made from?
+
+Real stars are not the templates a survey was simulated from, so accuracy on a held-out part
+of the same survey proves little. This benchmark measures transfer instead:
+
+1. **Between template families, both directions.** Two surveys with the same (real SDSS)
+   label frequencies, one simulated from the built-in parametric templates and one from the
+   SDSS pipeline's own templates (``../shared/sdss``), each with the simulator's sky-like
+   variety (types between templates, luminosity classes, metallicity, rotation). A model
+   trained on one types every spectrum of the other. The SDSS method (template chi-square
+   fit) with the *training* family's templates answers the same spectra, for comparison.
+2. **Leave one subtype out.** Train on the built-in survey without one subclass (K3 by
+   default): what do its stars get? Ideally the neighbours (K1/K5) and a continuous type
+   near 53.
+
+Per head: median |type error| in subtypes, within 2.5 and within 5 subtypes (the real-star
+goals: <= 1.5, >= 0.75, >= 0.97), accuracy and within one, from the predicted label's MK
+number and from the continuous type. Only MK stars count in the type metrics.
+
+Usage: python benchmarks/bench_transfer.py [--stars 20000] [--spectra 4000]
+       [--time-budget 300] [--workdir bench-transfer] [--out transfer.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_ml import TEMPLATES, load, survey_warehouse
+from machine import describe_machine
+
+log = logging.getLogger("bench_transfer")
+HEADS = ("fusion", "lstm", "dense")
+
+
+def type_metrics(truth_type: np.ndarray, pred_type: np.ndarray) -> dict:
+    """Median |error| and the shares within 1, 2.5 and 5 subtypes (NaN predictions = miss)."""
+    ok = np.isfinite(truth_type)
+    err = np.abs(pred_type[ok] - truth_type[ok])
+    err = np.where(np.isfinite(err), err, np.inf)
+    if not err.size:
+        return {"n": 0}
+    return {
+        "median_error": round(float(np.median(err)), 2),
+        "within_1": round(float((err <= 1).mean()), 3),
+        "within_2_5": round(float((err <= 2.5).mean()), 3),
+        "within_5": round(float((err <= 5).mean()), 3),
+        "n": int(ok.sum()),
+    }
+
+
+def label_types(labels: np.ndarray) -> np.ndarray:
+    from startrack.labels import spectral_type_of
+
+    return np.array([spectral_type_of(x) if x else np.nan for x in labels], dtype=float)
+
+
+def evaluate(model, meta: dict, data, rows: np.ndarray) -> dict:
+    """Every head on ``rows`` (stars with a spectrum)."""
+    from startrack.ml.inference import predict_arrays
+    from startrack.ml.train import _subset
+
+    stars = data.stars.iloc[rows].reset_index(drop=True)
+    preds = predict_arrays(model, meta, stars, _subset(data.spectra(), rows))
+    truth = stars["label"].to_numpy(object)
+    t_true = label_types(truth)
+    out = {}
+    for head in HEADS:
+        p = preds[head]
+        out[head] = {
+            "accuracy": round(float((p.label == truth).mean()), 3),
+            "label": type_metrics(t_true, label_types(p.label)),
+            "continuous": type_metrics(t_true, p.spectral_type),
+        }
+    flags = [f for fl in preds["fusion"].flags for f in fl]
+    out["flags"] = {f: flags.count(f) for f in sorted(set(flags))}
+    return out
+
+
+def template_fit(templates_path: Path | None, data, rows: np.ndarray) -> dict:
+    """The SDSS method with one family's templates on another family's spectra."""
+    from startrack.etl.templates import load_templates
+    from startrack.ml.template_fit import TemplateFitter
+
+    r = data.spec_row[rows]
+    fit = TemplateFitter(load_templates(templates_path)).fit(data.flux[r], data.ivar[r])
+    truth = data.stars["label"].to_numpy(object)[rows]
+    return {
+        "accuracy": round(float((fit.labels == truth).mean()), 3),
+        "label": type_metrics(label_types(truth), label_types(fit.labels)),
+    }
+
+
+def train(data, budget: float, seed: int, threads: int | None, drop_label: str | None = None):
+    from startrack.ml.train import TrainConfig, train_model
+
+    if drop_label is not None:  # leave-one-subtype-out: those stars have no label to learn
+        data = data.without_label(drop_label)
+    t0 = time.perf_counter()
+    cfg = TrainConfig(time_budget_s=budget, seed=seed, threads=threads)
+    res = train_model(data, cfg, progress=False)
+    info = {
+        "train_s": round(time.perf_counter() - t0),
+        "epochs": res.meta["metrics"]["epochs_run"],
+        "classes": len(res.meta["labels"]),
+        "load": load(),
+    }
+    return res, info
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stars", type=int, default=20_000)
+    ap.add_argument("--spectra", type=int, default=4_000)
+    ap.add_argument("--time-budget", type=float, default=300.0, help="seconds per model")
+    ap.add_argument("--leave-out", default="K3", help="subclass for leave-one-out ('' = skip)")
+    ap.add_argument("--workdir", type=Path, default=Path("bench-transfer"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch threads (1 on a busy, shared machine)"
+    )
+    ap.add_argument("--out", type=Path, default=Path("transfer.json"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not TEMPLATES.is_file():
+        ap.error(f"needs the SDSS templates at {TEMPLATES} (../shared/sdss beside the checkout)")
+
+    import torch
+
+    from startrack.ml.dataset import load_training_data
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    results: dict = {"machine": describe_machine(), "load_start": load(), "args": vars(args)}
+    results["args"] = {k: str(v) for k, v in vars(args).items()}
+    fams = {"builtin": None, "sdss": TEMPLATES}
+    data = {}
+    for k, (name, tpl) in enumerate(fams.items()):
+        wh, info = survey_warehouse(
+            args.workdir, f"{name}-var", args.stars, args.spectra, 11 + k, tpl or "builtin"
+        )
+        data[name] = load_training_data(wh.current())
+        results[f"survey_{name}"] = info
+
+    def save() -> None:
+        args.out.write_text(json.dumps(results, indent=1, default=str))
+
+    for name, other in (("builtin", "sdss"), ("sdss", "builtin")):
+        res, info = train(data[name], args.time_budget, args.seed, args.threads)
+        d, o = data[name], data[other]
+        known = d.stars["label"].isin(res.meta["labels"]).to_numpy()
+        test = np.flatnonzero((d.split == "test") & (d.spec_row >= 0) & known)
+        every = np.flatnonzero(o.spec_row >= 0)
+        results[f"train_{name}"] = info | {
+            "same_family_test": evaluate(res.model, res.meta, d, test),
+            f"transfer_to_{other}": evaluate(res.model, res.meta, o, every),
+            f"template_fit_{name}_templates_on_{other}": template_fit(fams[name], o, every),
+        }
+        log.info("%s -> %s: %s", name, other, results[f"train_{name}"][f"transfer_to_{other}"])
+        save()
+    if args.leave_out:
+        d = data["builtin"]
+        res, info = train(d, args.time_budget, args.seed, args.threads, args.leave_out)
+        rows = np.flatnonzero((d.spec_row >= 0) & (d.stars["label"] == args.leave_out).to_numpy())
+        from startrack.ml.inference import predict_arrays
+        from startrack.ml.train import _subset
+
+        stars = d.stars.iloc[rows].reset_index(drop=True)
+        preds = predict_arrays(res.model, res.meta, stars, _subset(d.spectra(), rows))
+        entry = info | {"n": len(rows)}
+        truth = label_types(stars["label"].to_numpy(object))
+        for head in HEADS:
+            p = preds[head]
+            labels, counts = np.unique(p.label.astype(str), return_counts=True)
+            entry[head] = {
+                "labels": dict(zip(labels.tolist(), counts.tolist(), strict=True)),
+                "continuous_median": round(float(np.nanmedian(p.spectral_type)), 2),
+                "label": type_metrics(truth, label_types(p.label)),
+                "continuous": type_metrics(truth, p.spectral_type),
+            }
+        results[f"leave_out_{args.leave_out}"] = entry
+        log.info("leave out %s: %s", args.leave_out, entry)
+    results["load_end"] = load()
+    save()
+    log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 2))
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""Typing real stars, not templates (issue 11): rest frame, a continuous type with its spread,
+quality flags, and training surveys that look like the sky (types between templates,
+luminosity classes, metallicity, several template families)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from startrack.etl import simulate
+from startrack.etl.templates import (
+    BUILTIN_NAMES,
+    WIDE_LOGLAM,
+    builtin_templates,
+    star_flux,
+    teff_range,
+)
+from startrack.grid import DLOGLAM, NPIX, wavelength
+from startrack.ml.features import N_FEATURES, Standardizer, rest_frame_shift, to_rest_frame
+from startrack.ml.inference import batched_logits
+from startrack.ml.model import ModelConfig, StarClassifier
+from startrack.ml.quality import continuous_type, quality_flags, type_metrics
+
+SDSS = Path(__file__).resolve().parents[1].parent / "shared" / "sdss"
+HALPHA = 6564.61
+
+
+def _line_spectrum(z: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    wave = wavelength() / (1.0 + z)  # rest wavelength of each observed pixel
+    flux = 1.0 - 0.7 * np.exp(-0.5 * ((wave - HALPHA) / 3.0) ** 2)
+    flux = torch.as_tensor(flux, dtype=torch.float32)[None]
+    return flux, torch.full_like(flux, 100.0), torch.zeros_like(flux, dtype=torch.bool)
+
+
+def test_rest_frame_puts_a_line_back_where_it_belongs():
+    rest_pixel = int(np.argmin(np.abs(wavelength() - HALPHA)))
+    for v_kms in (-450.0, 0.0, 130.0, 600.0):
+        z = v_kms / 299_792.458
+        flux, ivar, mask = _line_spectrum(z)
+        f, iv, m = to_rest_frame(flux, ivar, mask, np.array([z]))
+        assert abs(int(torch.where(m, np.inf, f)[0].argmin()) - rest_pixel) <= 1, v_kms
+        shift = int(rest_frame_shift(np.array([z]))[0])  # entering from beyond: masked
+        assert int(m.sum()) == abs(shift) and bool((iv[m] == 0).all())
+        edge = m[0, -shift:] if shift > 0 else m[0, : -shift or None]
+        assert bool(edge.all()) if shift else not m.any()
+
+
+def test_rest_frame_ignores_redshifts_that_are_not_stellar():
+    flux, ivar, mask = _line_spectrum(0.0)
+    for z in (np.nan, 0.3):  # no redshift; a galaxy's z is not a star's radial velocity
+        f, _, m = to_rest_frame(flux, ivar, mask, np.array([z]))
+        assert torch.equal(f, flux) and not m.any()
+
+
+def test_the_answer_does_not_depend_on_the_radial_velocity():
+    """The same star at 0 and at +345 km/s (5 pixels), its catalog z saying so: the spectrum
+    branch gives the same logits (the dense branch sees z as a feature, so it may differ)."""
+    torch.manual_seed(0)
+    model = StarClassifier(ModelConfig(n_classes=5, line_indices=8))
+    stats = Standardizer(np.zeros(N_FEATURES, np.float32), np.ones(N_FEATURES, np.float32))
+    rng = np.random.default_rng(1)
+    base = 1.0 + 0.1 * rng.normal(size=NPIX + 40).astype(np.float32)
+    k = 5
+    z = 10 ** (k * DLOGLAM) - 1.0
+    flux = np.stack([base[20 : 20 + NPIX], base[20 - k : 20 - k + NPIX]])  # shifted redward
+    ivar = np.full_like(flux, 400.0)
+    mask = np.zeros_like(flux, dtype=bool)
+    mask[0, :30] = mask[0, -40:] = True  # both cover the same rest-frame pixels
+    mask[1, : 30 + k] = mask[1, -40 + k :] = True
+    raw = np.full((2, 7), np.nan, dtype=np.float32)
+    raw[:, 0] = [0.0, z]
+    raw[:, 6] = 30.0
+    from startrack.ml.inference import Spectra
+
+    spectra = Spectra(flux, ivar, mask, np.ones(2, np.float32), np.arange(2))
+    with torch.no_grad():
+        out = batched_logits(model, stats, raw, spectra)
+    np.testing.assert_allclose(out["lstm"][0], out["lstm"][1], atol=1e-5)
+
+
+def test_continuous_type_sits_between_the_classes_a_star_is_split_between():
+    types = np.array([51.0, 53.0, 55.0, np.nan])  # K1, K3, K5, WD
+    probs = np.array([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.1, 0.1, 0.0, 0.8]])
+    mean, std = continuous_type(probs, types)
+    assert mean[0] == pytest.approx(52.0) and std[0] == pytest.approx(1.0)
+    assert mean[1] == pytest.approx(55.0) and std[1] == pytest.approx(0.0)
+    assert np.isnan(mean[2]) and np.isnan(std[2])  # a white dwarf has no MK number
+
+
+def test_quality_flags_say_why_not_to_trust_a_prediction():
+    flags = quality_flags(
+        has_spectrum=np.array([True, True, True, False]),
+        snr=np.array([30.0, 2.0, 30.0, np.nan]),
+        masked=np.array([0.05, 0.05, 0.6, np.nan]),
+        dense_type=np.array([52.0, 52.0, 20.0, 52.0]),
+        lstm_type=np.array([53.0, 53.0, 53.0, np.nan]),
+        dense_label=np.array(["K1", "K1", "A0", "K1"], dtype=object),
+        lstm_label=np.array(["K3", "K3", "K3", None], dtype=object),
+        fusion_prob=np.array([0.9, 0.9, 0.2, 0.9]),
+    )
+    assert flags[0] == []
+    assert flags[1] == ["low_snr"]
+    assert flags[2] == ["heavy_masking", "branches_disagree", "low_confidence"]
+    assert flags[3] == []  # a photometry-only star is not flagged for lacking a spectrum
+
+
+def test_type_metrics_count_missing_types_as_misses():
+    m = type_metrics(np.array(["K3", "K3", "WD", "A0"], dtype=object), [52.0, np.nan, 3.0, 26.0])
+    assert m["type_median_error"] == pytest.approx(6.0)  # errors 1, inf, 6 (WD ignored)
+    assert m["type_within_2_5"] == pytest.approx(1 / 3)
+
+
+# ----------------------------------------------------------------------------- the sky
+def _depth(flux: np.ndarray, center: float, half: float = 2.0) -> float:
+    wave = 10.0**WIDE_LOGLAM
+    near = np.abs(wave - center) < half
+    side = (np.abs(wave - center) > 15) & (np.abs(wave - center) < 25)
+    return 1.0 - flux[near].min() / np.median(flux[side])
+
+
+def test_builtin_physics_luminosity_and_metallicity():
+    wave = 10.0**WIDE_LOGLAM
+    k3 = builtin_templates().names.index("K3")
+    np.testing.assert_allclose(star_flux("K3", wave), builtin_templates().flux[k3])
+    dwarf, giant = (star_flux("G5", wave, 5500, logg) for logg in (4.5, 1.5))
+    assert _depth(giant, 4078.9) > _depth(dwarf, 4078.9) + 0.1  # Sr II: a luminosity criterion
+    assert _depth(giant, 5891.6) < _depth(dwarf, 5891.6)  # Na D: weaker at low gravity
+    a_dwarf, a_super = (star_flux("A0", wave, 9600, logg) for logg in (4.5, 1.0))
+    wing = np.abs(wave - 4341.69 - 20) < 2  # 20 A into the Hgamma wing
+    assert a_super[wing].mean() > a_dwarf[wing].mean()  # narrower wings in supergiants
+    poor = star_flux("K3", wave, 4750, 4.5, -1.5)
+    assert _depth(poor, 5183.6, 3) < _depth(star_flux("K3", wave), 5183.6, 3)  # Mg b
+
+
+def test_teff_ranges_tile_the_sequence_so_the_label_is_the_nearest_subclass():
+    names = [n for n in BUILTIN_NAMES if n[0] in "OBAFGKM" and n[-1] != "V" and n != "A0p"]
+    bounds = [teff_range(n, BUILTIN_NAMES) for n in names]
+    for (lo, hi), name in zip(bounds, names, strict=True):
+        assert lo < hi, name
+    his = sorted(hi for _, hi in bounds)
+    los = sorted(lo for lo, _ in bounds)
+    np.testing.assert_allclose(his[:-1], los[1:])  # no gap, no overlap
+
+
+def _star(ctx, name: str) -> dict:
+    return {"template_row": ctx.templates.names.index(name)}
+
+
+def test_every_simulated_star_is_its_own():
+    ctx = simulate._context(None)
+    stars = [
+        simulate.star_template(_star(ctx, "K3"), np.random.default_rng(i), ctx) for i in range(6)
+    ]
+    assert all(not np.allclose(stars[0], other, rtol=1e-3) for other in stars[1:])
+
+
+@pytest.mark.skipif(not (SDSS / "templates").is_dir(), reason="../shared/sdss not present")
+def test_file_templates_blend_at_most_half_way_to_a_neighbour():
+    ctx = simulate._context(str((SDSS / "templates" / "spEigenStar-53724.fits").resolve()))
+    names = ctx.templates.names
+    own = ctx.templates.flux[names.index("K3")]
+    neighbours = [ctx.templates.flux[r] for r in ctx.neighbours[names.index("K3")]]
+    assert {names[r] for r in ctx.neighbours[names.index("K3")]} == {"K1", "K5"}
+    good = (own > 0) & np.all([n > 0 for n in neighbours], axis=0)
+
+    def dist(flux: np.ndarray, template: np.ndarray) -> float:
+        d = np.log(np.clip(flux, 1e-30, None)) - np.log(np.clip(template, 1e-30, None))
+        return float(np.std(d[good] - np.median(d[good])))
+
+    for seed in range(8):
+        flux = simulate.star_template(_star(ctx, "K3"), np.random.default_rng(seed), ctx)
+        assert dist(flux, own) <= min(dist(flux, n) for n in neighbours) + 0.02
+
+
+@pytest.mark.skipif(not (SDSS / "templates").is_dir(), reason="../shared/sdss not present")
+def test_surveys_mix_template_families(tmp_path):
+    tpl = SDSS / "templates" / "spEigenStar-53724.fits"
+    plan, _ = simulate.plan_survey(400, 40, 5, f"builtin,{tpl}")
+    assert set(plan["family"]) == {"builtin", str(tpl.resolve())}
+    sdss_rows = plan["family"] != "builtin"
+    assert (plan.loc[sdss_rows, "template_row"] >= 0).all()
+    summary = simulate.simulate_survey(tmp_path, 200, 20, 5, f"builtin,{tpl}", None, workers=1)
+    assert summary.n_spectra == 20
+
+
+def test_a_spectrum_unlike_any_training_star_is_flagged_out_of_distribution():
+    from ml_synthetic import synthetic_data
+
+    from startrack.ml.inference import Spectra, predict_arrays
+    from startrack.ml.train import TrainConfig, train_model
+
+    data = synthetic_data(300, spec_fraction=0.8, seed=3)
+    res = train_model(data, TrainConfig(epochs=1, min_class_count=2, seed=0), progress=False)
+    assert np.isfinite(res.meta["outliers"]["threshold"])
+    rows = np.flatnonzero(data.spec_row >= 0)[:40]
+    stars = data.stars.iloc[rows].reset_index(drop=True)
+    flux = data.flux[data.spec_row[rows]].copy()
+    odd = slice(0, 10)  # a quasar-like star: strong broad emission lines where no star has any
+    wave = wavelength()
+    for center in (4700.0, 5500.0, 7800.0, 8200.0):
+        flux[odd] *= 1 + 2.0 * np.exp(-0.5 * ((wave - center) / 40.0) ** 2)
+    spectra = Spectra(
+        flux, data.ivar[data.spec_row[rows]], data.mask[data.spec_row[rows]],
+        data.norm[data.spec_row[rows]], np.arange(len(rows)),
+    )  # fmt: skip
+    flags = predict_arrays(res.model, res.meta, stars, spectra)["fusion"].flags
+    flagged = np.array(["out_of_distribution" in f for f in flags])
+    assert flagged[odd].all()
+    assert flagged[10:].mean() <= 0.1  # stars like the training ones mostly pass
