@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from startrack import grid
+from startrack.errors import UsageError
 from startrack.etl.catalog import iter_catalog
 from startrack.etl.merge import merge_stars
 from startrack.etl.spectra import process_spec_file
@@ -39,8 +40,8 @@ _SPEC_NAME = re.compile(r"spec-(\d+)-(\d+)-(\d+)\.fits(?:\.gz)?$", re.IGNORECASE
 _FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
 
 
-class NoInput(ValueError):
-    """The command was given nothing to ingest."""
+class NoInput(UsageError, ValueError):
+    """The command was given nothing to ingest, or an input that does not exist (exit 2)."""
 
 
 @dataclass
