@@ -41,9 +41,10 @@ class _BadBlock(Exception):
 
 
 def iter_row_blocks(
-    path: Path, names: list[str], skip: int, columns: list[str], block_bytes: int = BLOCK_BYTES
+    path: Path, names: list[str], skip: int, columns: list[str], block_bytes: int | None = None
 ) -> Iterator[RowBlock]:
     """Blocks of rows (``columns`` only, all as text) after the ``skip`` header lines."""
+    block_bytes = block_bytes or BLOCK_BYTES
     source = str(path)
     first_row = 1
     for block in _raw_blocks(path, skip, block_bytes):
@@ -96,6 +97,11 @@ def _lines(block: bytes) -> int:
 
 
 def _fast(block: bytes, names: list[str], columns: list[str], first_row: int) -> RowBlock:
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:  # (Arrow would fail the block, and its row handler too)
+            raise _BadBlock from None
     problems: list[object] = []
 
     def invalid_row(row) -> str:

@@ -508,6 +508,6 @@ def read_spec_astropy(path: str | Path) -> SpecData:
         raise
     except AstropyUserWarning as exc:
         raise SpecFileError(f"truncated or corrupt FITS file: {exc}") from exc
-    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, zlib.error) as exc:
-        raise SpecFileError(f"not a readable FITS file: {exc}") from exc
+    except Exception as exc:  # astropy's VerifyError, AttributeError ... on a broken header
+        raise SpecFileError(f"not a readable FITS file: {type(exc).__name__}: {exc}") from exc
     return SpecData(*arrays, specobj=specobj, primary_ids=_primary_ids(primary))

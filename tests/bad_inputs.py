@@ -42,7 +42,7 @@ def set_card(data: bytes, hdu: int, key: str, value: str) -> bytes:
         card = out[pos : pos + 80]
         if card.startswith(b"SIMPLE  =") or card.startswith(b"XTENSION="):
             seen += 1
-        if seen == hdu and card[:8].decode().rstrip() == key:
+        if seen == hdu and card[:8].decode("latin-1").rstrip() == key:
             out[pos : pos + 80] = f"{key:<8}= {value:>20}".ljust(80).encode()
             return bytes(out)
         pos += 80

@@ -114,3 +114,19 @@ def test_readme_table_lists_every_bad_input_kind() -> None:
     assert current == readme_table(), (
         "README's bad-input table is stale; replace it with:\n" + readme_table()
     )
+
+
+def test_a_reader_that_hangs_is_stopped_by_the_per_file_time_limit(tmp_path, monkeypatch):
+    """The last line of defence: whatever the header checks miss cannot hold the ingest."""
+    from startrack.etl import spectra
+
+    def stuck(_path):
+        time.sleep(30)
+
+    path = good_spectra(tmp_path, 1)[0]
+    monkeypatch.setattr(spectra, "read_spec", stuck)
+    monkeypatch.setattr(spectra, "FILE_TIMEOUT_S", 0.3)
+    t0 = time.monotonic()
+    result = spectra.process_spec_file(path)
+    assert time.monotonic() - t0 < 3
+    assert result.spectrum is None and "gave up after 0.3 s" in result.rejects[0]["reason"]
