@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -155,3 +156,10 @@ def test_errors_reach_a_real_shell_as_one_line(spec_warehouse) -> None:
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("startrack score: error: no trained")
     assert "Traceback" not in proc.stderr
+
+
+def test_readme_documents_every_exit_code() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    cells = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
+    assert [int(c) for c in cells if c.isdigit()] == list(EXIT_CODES)
