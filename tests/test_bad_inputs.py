@@ -130,3 +130,12 @@ def test_a_reader_that_hangs_is_stopped_by_the_per_file_time_limit(tmp_path, mon
     result = spectra.process_spec_file(path)
     assert time.monotonic() - t0 < 3
     assert result.spectrum is None and "gave up after 0.3 s" in result.rejects[0]["reason"]
+
+
+def test_a_header_claiming_naxis2_1e11_is_logged_without_a_traceback(tmp_path, caplog):
+    case = next(c for c in CASES if c.kind == "FITS header claiming NAXIS2 = 10^11")
+    path = case.make(tmp_path)
+    with caplog.at_level("DEBUG"):
+        result = process_spec_file(path)
+    assert result.spectrum is None and case.reason in result.rejects[0]["reason"]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
