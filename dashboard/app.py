@@ -60,9 +60,47 @@ def shell() -> html.Div:
     return html.Div(
         [
             navbar(),
-            dbc.Container(dash.page_container, fluid=True, className="pb-4"),
+            dbc.Container(
+                [html.Div(id=ERROR_BOX), dash.page_container], fluid=True, className="pb-4"
+            ),
         ]
     )
+
+
+ERROR_BOX = "callback-error"  #: where a callback that failed says so (see _callback_failed)
+
+
+def _callback_failed(exc: Exception) -> None:
+    """Last line of defence for every callback: a message in the page, never an HTTP 500.
+
+    The callbacks check what the browser sends; whatever still slips through is logged with
+    its traceback (for us) and shown as one line (for the user); the outputs stay as they were.
+    """
+    log.exception("callback %s failed", dash.callback_context.triggered_id, exc_info=exc)
+    dash.set_props(
+        ERROR_BOX,
+        {
+            "children": dbc.Alert(
+                [
+                    html.B("That request could not be handled. "),
+                    f"{type(exc).__name__}: {exc}"[:300],
+                ],
+                color="danger",
+                dismissable=True,
+                className="small",
+            )
+        },
+    )
+
+
+def _bad_request(exc: Exception):
+    """A request Dash could not even dispatch (hand-made JSON): 400 with one line, not 500."""
+    from werkzeug.exceptions import HTTPException
+
+    if isinstance(exc, HTTPException):
+        return exc
+    log.warning("bad dashboard request: %s: %s", type(exc).__name__, exc)
+    return {"error": f"bad request: {type(exc).__name__}"}, 400
 
 
 def _toggle_nav(n_clicks: int | None, is_open: bool) -> bool:
@@ -85,6 +123,7 @@ def create_app(
         title="StarTrack",
         update_title=None,
         suppress_callback_exceptions=True,
+        on_error=_callback_failed,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     for page in PAGES:
@@ -96,6 +135,7 @@ def create_app(
         dash.State("nav-collapse", "is_open"),
     )(_toggle_nav)
     register_api(app.server)
+    app.server.register_error_handler(Exception, _bad_request)
     overlay.warm_up(data.templates_path())
     _app = app
     log.info("dashboard over %s", data.warehouse().root)

@@ -56,8 +56,11 @@ def from_parts(plate: object, mjd: object, fiber: object) -> StarId:
         text = "" if raw is None else str(raw).strip()
         if not text:
             raise InvalidStarId(f"{name} is empty: give plate, MJD and fiber, e.g. {EXAMPLE}")
-        if not text.isdigit():
-            raise InvalidStarId(f"{name} must be a whole number, got {text!r}")
+        if not (text.isascii() and text.isdigit()):  # '²' passes isdigit() but not int()
+            shown = text if len(text) <= 20 else text[:17] + "..."
+            raise InvalidStarId(f"{name} must be a whole number (digits 0-9), got {shown!r}")
+        if len(text) > 9:  # int() refuses > 4300 digits; no SDSS id has more than 5
+            raise InvalidStarId(f"{name} has {len(text):,} digits: too long for an SDSS id")
         values.append(int(text))
     sid = StarId(*values)
     _check_range("plate", sid.plate, PLATE_RANGE)

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from startrack.etl.csv_rows import RowBlock, iter_row_blocks
 from startrack.etl.errors import CatalogError
-from startrack.etl.spectra import MAX_FIBER
+from startrack.etl.spectra import ID_RANGES
 from startrack.labels import normalize_subclass
 from startrack.warehouse.schema import BANDS, STARS
 
@@ -235,13 +235,15 @@ def standardize_chunk(
     source: str,
     row_offset: int = 0,
     columns: ColumnMap | None = None,
+    row_numbers: np.ndarray | None = None,
 ) -> CatalogChunk:
     """Turn one chunk (Arrow table/batch or pandas DataFrame) into ``stars`` rows + rejects.
 
     Pure: depends only on its arguments. ``row_offset`` is the number of data rows before this
-    chunk (for "row N" messages); ``columns`` the file's :class:`ColumnMap` (resolved from this
-    chunk when None). Duplicates are detected within the chunk; :func:`iter_catalog` also
-    detects them across chunks.
+    chunk (for "row N" messages), or ``row_numbers`` the file row of each row (when rows were
+    dropped before, e.g. malformed CSV lines); ``columns`` the file's :class:`ColumnMap`
+    (resolved from this chunk when None). Duplicates are detected within the chunk;
+    :func:`iter_catalog` also detects them across chunks.
     """
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
@@ -249,23 +251,31 @@ def standardize_chunk(
         table = pa.Table.from_pandas(table, preserve_index=False)
     cmap = columns or resolve_columns(table.column_names, table)
     n = table.num_rows
+    rownum = (
+        np.asarray(row_numbers, dtype=np.int64)
+        if row_numbers is not None
+        else np.arange(row_offset + 1, row_offset + 1 + n, dtype=np.int64)
+    )
     ids, raw_ids = _parse_ids(table, cmap)
     rejects: list[dict[str, str]] = []
     bad = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}
     for k in _INT_COLUMNS:
         v = ids[k]
+        lo, hi = ID_RANGES[k]
         is_int = np.isfinite(v) & (v == np.floor(v))
         positive = is_int & (v > 0)
-        out_of_range = positive & (v > MAX_FIBER) if k == "fiberid" else np.zeros(n, bool)
+        out_of_range = positive & ((v < lo) | (v > hi))
         for i in np.flatnonzero(~(positive & ~out_of_range) & ~bad):
             text = raw_ids[k][int(i)].as_py()
             if text is None or str(text).strip() == "":
                 reasons[i] = f"{k} is missing"
             elif not is_int[i]:
-                reasons[i] = f"{k} {str(text).strip()!r} is not an integer"
+                shown = str(text).strip()
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                reasons[i] = f"{k} {shown!r} is not an integer"
             elif out_of_range[i]:
-                reasons[i] = f"{k} {int(v[i])} is outside 1..{MAX_FIBER}"
+                reasons[i] = f"{k} {int(v[i])} is outside {lo}..{hi}"
             else:
                 reasons[i] = f"{k} must be positive (got {int(v[i])})"
         bad |= ~(positive & ~out_of_range)
@@ -282,16 +292,13 @@ def standardize_chunk(
     dup_of = first_occurrence(key, bad)
     for i in np.flatnonzero(dup_of >= 0):
         reasons[i] = (
-            f"duplicate id {_sid(plate[i], mjd[i], fiber[i])}: also at row "
-            f"{row_offset + int(dup_of[i]) + 1}"
+            f"duplicate id {_sid(plate[i], mjd[i], fiber[i])}: also at row {rownum[dup_of[i]]}"
         )
     for i in sorted(reasons):
-        rejects.append(
-            {"source": source, "item": f"row {row_offset + int(i) + 1}", "reason": reasons[i]}
-        )
+        rejects.append({"source": source, "item": f"row {rownum[i]}", "reason": reasons[i]})
     keep = ~bad & (dup_of < 0)
     stars = _build_stars(table, cmap, keep, plate, mjd, fiber, source)
-    return CatalogChunk(stars, rejects, row_offset + 1 + np.flatnonzero(keep))
+    return CatalogChunk(stars, rejects, rownum[keep])
 
 
 def id_keys(plate: np.ndarray, mjd: np.ndarray, fiber: np.ndarray) -> np.ndarray:
@@ -409,11 +416,14 @@ def iter_catalog(path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iter
         log.info("%s: ignoring columns %s", source, ", ".join(cmap.ignored))
     seen_keys = np.empty(0, dtype=np.int64)
     seen_rows = np.empty(0, dtype=np.int64)
-    offset = 0
-    for table in batches:
-        chunk = standardize_chunk(table, source, offset, cmap)
+    for block in batches:
+        table, rows, rejects = _valid_text(block.table, block.rows, source)
+        if table.num_columns == 0:  # an unreadable Parquet row group: only its reject
+            yield CatalogChunk(STARS.empty_table(), [*block.rejects])
+            continue
+        chunk = standardize_chunk(table, source, columns=cmap, row_numbers=rows)
         chunk, seen_keys, seen_rows = _drop_seen(chunk, seen_keys, seen_rows)
-        offset += table.num_rows
+        chunk.rejects[:0] = [*block.rejects, *rejects]
         yield chunk
 
 
@@ -457,19 +467,75 @@ def _parquet_head(path: Path) -> tuple[list[str], pa.Table | None]:
     return pf.schema_arrow.names, pa.Table.from_batches([first]) if first is not None else None
 
 
-def _parquet_batches(path: Path, cmap: ColumnMap, chunk_rows: int) -> Iterator[pa.Table]:
+def _parquet_batches(path: Path, cmap: ColumnMap, chunk_rows: int) -> Iterator[RowBlock]:
+    """Row groups in batches; an unreadable row group costs its rows (one reject), not the file."""
     pf = pq.ParquetFile(path)
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=cmap.sources):
-        yield pa.Table.from_batches([batch])
+    first = 1
+    for group in range(pf.num_row_groups):
+        n = pf.metadata.row_group(group).num_rows
+        done = 0
+        try:
+            for batch in pf.iter_batches(
+                batch_size=chunk_rows, row_groups=[group], columns=cmap.sources
+            ):
+                rows = np.arange(first + done, first + done + batch.num_rows, dtype=np.int64)
+                done += batch.num_rows
+                yield RowBlock(pa.Table.from_batches([batch]), rows)
+        except (pa.ArrowException, OSError) as exc:
+            lo, hi = first + done, first + n - 1
+            item = f"rows {lo}-{hi}" if hi > lo else f"row {lo}"
+            reason = f"unreadable Parquet row group {group}: {exc}"
+            rejects = [{"source": str(path), "item": item, "reason": reason}]
+            yield RowBlock(pa.table({}), np.empty(0, np.int64), rejects)
+        first += n
+
+
+def _valid_text(
+    table: pa.Table, rows: np.ndarray, source: str
+) -> tuple[pa.Table, np.ndarray, list[dict[str, str]]]:
+    """Drop rows whose text is not valid UTF-8 (Parquet does not check); reject each one.
+
+    Valid columns pass one vectorized check; only a failing column is looked at row by row.
+    """
+    bad = np.zeros(table.num_rows, dtype=bool)
+    reasons: dict[int, str] = {}
+    for name in table.column_names:
+        col = table[name]
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            continue
+        try:
+            col.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        binary = pa.binary() if pa.types.is_string(col.type) else pa.large_binary()
+        for i, value in enumerate(col.combine_chunks().view(binary).to_pylist()):
+            if value is None or bad[i]:
+                continue
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad[i] = True
+                byte = value[exc.start : exc.start + 1].hex().upper()
+                reasons[i] = f"{name} is not UTF-8 text (byte 0x{byte})"
+    if not bad.any():
+        return table, rows, []
+    rejects = [
+        {"source": source, "item": f"row {rows[i]}", "reason": reasons[i]} for i in sorted(reasons)
+    ]
+    return table.filter(pa.array(~bad)), rows[~bad], rejects
 
 
 def _csv_header(path: Path) -> tuple[list[str], int]:
     """Unique column names and the lines before the data (SkyServer prepends '#Table1')."""
     try:
         with pa.input_stream(str(path), compression="detect") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            # errors="replace": a Latin-1 byte in a data row is that row's problem, later
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
             for skipped, line in enumerate(text):
                 if line.strip() and not line.lstrip().startswith("#"):
+                    if "\ufffd" in line:
+                        raise CatalogError("the header line is not UTF-8 text")
                     names = [n.strip() for n in next(csv.reader([line]))]
                     return _unique_names(names), skipped + 1
     except (UnicodeDecodeError, OSError, pa.ArrowException) as exc:
@@ -478,43 +544,38 @@ def _csv_header(path: Path) -> tuple[list[str], int]:
 
 
 def _csv_sample(path: Path, names: list[str], skip: int) -> pa.Table | None:
-    """The first rows, types inferred: only used to resolve columns (the z rule)."""
-    reader = _read_csv(path, names, skip, None, block_size=1 << 16)
-    try:
-        batch = reader.read_next_batch()
-    except StopIteration:
-        return None
-    except pa.ArrowInvalid as exc:
-        raise CatalogError(f"malformed CSV: {exc}") from exc
-    finally:
-        reader.close()
-    return pa.Table.from_batches([batch])
+    """The first good rows as text: only used to resolve columns (the z rule)."""
+    for block in iter_row_blocks(path, names, skip, names, block_bytes=1 << 16):
+        return block.table
+    return None
 
 
 def _csv_batches(
     path: Path, names: list[str], skip: int, cmap: ColumnMap, chunk_rows: int
-) -> Iterator[pa.Table]:
-    # Only the used columns, all read as text: a garbled value late in a huge file must cost
-    # one row, not abort Arrow's type inference for the whole file.
-    types = dict.fromkeys(cmap.sources, pa.string())
-    pending: list[pa.RecordBatch] = []
+) -> Iterator[RowBlock]:
+    """Blocks of the used columns as text, regrouped into chunks of about ``chunk_rows``.
+
+    A garbled value late in a huge file must cost one row, not abort Arrow's type inference
+    or a whole block: see :mod:`startrack.etl.csv_rows`.
+    """
+    pending: list[RowBlock] = []
     count = 0
-    reader = _read_csv(path, names, skip, types, block_size=1 << 20)
-    try:
-        for batch in reader:
-            pending.append(batch)
-            count += batch.num_rows
-            while count >= chunk_rows:
-                table = pa.Table.from_batches(pending)
-                yield table.slice(0, chunk_rows)
-                rest = table.slice(chunk_rows)
-                pending, count = rest.to_batches(), rest.num_rows
-    except pa.ArrowInvalid as exc:
-        raise CatalogError(f"malformed CSV: {exc}") from exc
-    finally:
-        reader.close()
-    if count:
-        yield pa.Table.from_batches(pending)
+    for block in iter_row_blocks(path, names, skip, cmap.sources):
+        pending.append(block)
+        count += block.table.num_rows
+        if count >= chunk_rows:
+            yield _concat(pending)
+            pending, count = [], 0
+    if pending:
+        yield _concat(pending)
+
+
+def _concat(blocks: list[RowBlock]) -> RowBlock:
+    return RowBlock(
+        pa.concat_tables([b.table for b in blocks]),
+        np.concatenate([b.rows for b in blocks]),
+        [r for b in blocks for r in b.rejects],
+    )
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -526,23 +587,3 @@ def _unique_names(names: list[str]) -> list[str]:
         seen[low] = seen.get(low, 0) + 1
         out.append(name if seen[low] == 1 else f"{name}_{seen[low]}")
     return out
-
-
-def _read_csv(
-    path: Path, names: list[str], skip: int, types: dict | None, block_size: int
-) -> pacsv.CSVStreamingReader:
-    read = pacsv.ReadOptions(column_names=names, skip_rows=skip, block_size=block_size)
-    convert = pacsv.ConvertOptions(
-        column_types=types or {},
-        include_columns=list(types) if types else None,
-        null_values=["", "NULL", "null", "NaN", "nan", "None"],
-        strings_can_be_null=True,
-    )
-    try:
-        return pacsv.open_csv(
-            pa.input_stream(str(path), compression="detect"),
-            read_options=read,
-            convert_options=convert,
-        )
-    except pa.ArrowInvalid as exc:
-        raise CatalogError(f"malformed CSV: {exc}") from exc

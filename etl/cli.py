@@ -65,6 +65,7 @@ def split_inputs(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
 
 def run(args: argparse.Namespace) -> int:
     from startrack.config import warehouse_dir
+    from startrack.errors import NothingIngested
     from startrack.etl.ingest import ingest
     from startrack.warehouse.store import Warehouse
 
@@ -90,5 +91,6 @@ def run(args: argparse.Namespace) -> int:
             'startrack sql "select * from rejects"'
         )
     print(f"warehouse: {wh.root}")
-    failed = report.status.startswith("failed")
-    return 1 if failed else 0
+    if report.status.startswith("failed"):
+        raise NothingIngested(report.status.removeprefix("failed: "))
+    return 0

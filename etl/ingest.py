@@ -8,9 +8,11 @@ A later issue can hand the same pure functions to a Dask cluster instead of the 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import multiprocessing as mp
+import os
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -25,6 +27,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from startrack import grid
+from startrack.errors import UsageError
 from startrack.etl.catalog import iter_catalog
 from startrack.etl.merge import merge_stars
 from startrack.etl.spectra import process_spec_file
@@ -39,8 +42,8 @@ _SPEC_NAME = re.compile(r"spec-(\d+)-(\d+)-(\d+)\.fits(?:\.gz)?$", re.IGNORECASE
 _FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
 
 
-class NoInput(ValueError):
-    """The command was given nothing to ingest."""
+class NoInput(UsageError, ValueError):
+    """The command was given nothing to ingest, or an input that does not exist (exit 2)."""
 
 
 @dataclass
@@ -75,21 +78,66 @@ class IngestReport:
         )
 
 
-def find_spectrum_files(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; directories searched recursively for FITS files. Sorted, no repeats."""
+def find_spectrum_files(paths: Iterable[Path]) -> tuple[list[Path], list[dict]]:
+    """Files as given; directories searched recursively for FITS files. Sorted, no repeats.
+
+    Returns the files and the rejects of what looks like a spectrum but cannot be one: a
+    dangling symlink, a symlink loop, a directory named like a spectrum file, a folder that
+    cannot be listed. Symlinked folders are not followed (no cycles, no escaping the tree).
+    """
     found: list[Path] = []
+    rejects: list[dict] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.name.lower().endswith(_FITS_SUFFIXES)
-            )
+            _walk_for_spectra(path, found, rejects)
         elif path.exists():
             found.append(path)
+        elif path.is_symlink():
+            rejects.append(_reject(path, "file", _broken_link_reason(path)))
         else:
             raise NoInput(f"no such file or directory: {path}")
-    return sorted(set(found))
+    return sorted(set(found)), rejects
+
+
+def _walk_for_spectra(top: Path, found: list[Path], rejects: list[dict]) -> None:
+    def unreadable(exc: OSError) -> None:
+        reason = f"cannot list folder: {exc.strerror or exc}; its files were not ingested"
+        rejects.append(_reject(Path(exc.filename or top), "folder", reason))
+
+    for folder, dirs, files in os.walk(top, onerror=unreadable):
+        base = Path(folder)
+        for name in dirs:  # os.walk lists symlinks to folders (and loops) here, unfollowed
+            entry = base / name
+            if not name.lower().endswith(_FITS_SUFFIXES):
+                continue
+            if not entry.is_symlink():
+                reason = "a directory named like a spectrum file, not a file"
+            elif entry.exists():
+                reason = "a symlink to a directory named like a spectrum file, not a file"
+            else:
+                reason = _broken_link_reason(entry)
+            rejects.append(_reject(entry, "file", reason))
+        for name in files:
+            if not name.lower().endswith(_FITS_SUFFIXES):
+                continue
+            entry = base / name
+            if entry.is_file():
+                found.append(entry)
+            elif entry.is_symlink():
+                rejects.append(_reject(entry, "file", _broken_link_reason(entry)))
+            else:
+                reason = "not a regular file (a device, FIFO or socket)"
+                rejects.append(_reject(entry, "file", reason))
+
+
+def _broken_link_reason(path: Path) -> str:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop: the link never reaches a file"
+        return f"dangling symlink: its target {os.readlink(path)!r} does not exist"
+    return "symlink that cannot be read"
 
 
 def star_id_from_name(path: Path) -> str | None:
@@ -113,13 +161,14 @@ def ingest(
     for cat in catalogs:
         if not cat.exists():
             raise NoInput(f"no such catalog file: {cat}")
-    spec_files = find_spectrum_files(Path(s) for s in spectra)
-    if not catalogs and not spec_files:
+    spec_files, found_rejects = find_spectrum_files(Path(s) for s in spectra)
+    if not catalogs and not spec_files and not found_rejects:
         raise NoInput("nothing to ingest: give catalog files and/or spectrum files or folders")
     t0 = time.perf_counter()
     started = datetime.now(UTC)
     with warehouse.writer(command=command, wait=wait) as w:
         report = IngestReport(run_id=w.id, spectra_files=len(spec_files))
+        report.rejects.extend(found_rejects)
         index = _ingest_spectra(w, spec_files, report, workers, progress)
         cat_parts = _ingest_catalogs(w, catalogs, report)
         spec_stars = w.scratch("spectrum_stars.parquet")

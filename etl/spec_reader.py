@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import re
 import warnings
 import zlib
@@ -73,6 +74,14 @@ _KEEP_KEYS = {"SIMPLE", "XTENSION", "BITPIX", "PCOUNT", "GCOUNT", "TFIELDS", "EX
 _KEEP_KEYS |= set(PRIMARY_ID_KEYS)
 _KEEP_PREFIXES = ("NAXIS", "TTYPE", "TFORM", "TSCAL", "TZERO")
 _STRING_VALUE = re.compile(r"'((?:[^']|'')*)'")  # FITS strings: '' is an escaped quote
+#: Bounds that keep every file's time and memory small whatever its header claims: one HDU of
+#: an SDSS spectrum file (lite or full) holds well under 1 MB; no FITS header has > 999 axes
+#: or columns.
+MAX_HDU_BYTES = 64 << 20
+MAX_HEADER_BLOCKS = 100  #: 3,600 header cards; real spec headers have a few hundred
+_BITPIX = {8, 16, 32, 64, -32, -64}
+#: FITS column types that cannot hold flux, wavelength or inverse variance.
+_NOT_NUMERIC = {"L": "logical (L)", "A": "character (A)", "X": "bit (X)"}
 
 
 @dataclass
@@ -114,6 +123,10 @@ def _open(path: Path) -> BinaryIO:
 
 
 def _read_exact(fh: BinaryIO, n: int, what: str) -> bytes:
+    """Exactly ``n`` bytes or a SpecFileError; never asks for more than the file can hold."""
+    left = _bytes_left(fh)
+    if left is not None and n > left:
+        raise SpecFileError(f"truncated file: {what} needs {n:,} bytes but only {left:,} remain")
     try:
         data = fh.read(n)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
@@ -123,6 +136,16 @@ def _read_exact(fh: BinaryIO, n: int, what: str) -> bytes:
             f"truncated file: {what} needs {n:,} bytes but only {len(data):,} remain"
         )
     return data
+
+
+def _bytes_left(fh: BinaryIO) -> int | None:
+    """Bytes after the current position of a plain file (None for gzip: unknown up front)."""
+    if isinstance(fh, gzip.GzipFile):
+        return None
+    try:
+        return os.fstat(fh.fileno()).st_size - fh.tell()
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------- headers
@@ -150,7 +173,7 @@ def _read_header(fh: BinaryIO, hdu_no: int) -> dict[str, Any] | None:
     """Parse one header (None at a clean end of file), keeping only the keys we use."""
     header: dict[str, Any] = {}
     first = True
-    while True:
+    for _ in range(MAX_HEADER_BLOCKS):
         try:
             block = fh.read(BLOCK)
         except (OSError, EOFError, zlib.error) as exc:
@@ -172,15 +195,43 @@ def _read_header(fh: BinaryIO, hdu_no: int) -> dict[str, Any] | None:
                 return header
             if card[8:10] == "= " and (key in _KEEP_KEYS or key.startswith(_KEEP_PREFIXES)):
                 header[key] = _card_value(card[10:])
+    raise SpecFileError(f"HDU {hdu_no}: no END card in the first {MAX_HEADER_BLOCKS} header blocks")
 
 
-def _data_size(header: dict[str, Any]) -> int:
-    naxis = int(header.get("NAXIS", 0))
+def _int_key(header: dict[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
+    """An integer header value within [lo, hi], or a SpecFileError naming the key."""
+    value = header.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SpecFileError(f"invalid FITS header in {where}: {key} = {value!r} is not an integer")
+    if not lo <= value <= hi:
+        raise SpecFileError(f"invalid FITS header in {where}: {key} = {value:,} is out of range")
+    return value
+
+
+def _data_size(header: dict[str, Any], where: str = "HDU") -> int:
+    """Bytes of data the header announces, checked before anything is read.
+
+    Negative or absurd NAXISn / PCOUNT / GCOUNT / BITPIX values are rejected here: a header
+    claiming NAXIS2 = 1e11 must cost one reject, not a 1.6 TB read (or astropy's endless loop
+    on negative sizes).
+    """
+    naxis = _int_key(header, "NAXIS", 0, 0, 999, where)
+    bitpix = _int_key(header, "BITPIX", 8, -64, 64, where)
+    if bitpix not in _BITPIX:
+        raise SpecFileError(f"invalid FITS header in {where}: BITPIX = {bitpix} is not a FITS type")
     if naxis == 0:
         return 0
-    n = math.prod(int(header.get(f"NAXIS{k}", 0)) for k in range(1, naxis + 1))
-    bits = abs(int(header.get("BITPIX", 8)))
-    return bits // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + n)
+    dims = [_int_key(header, f"NAXIS{k}", -1, 0, 1 << 62, where) for k in range(1, naxis + 1)]
+    pcount = _int_key(header, "PCOUNT", 0, 0, 1 << 62, where)
+    gcount = _int_key(header, "GCOUNT", 1, 0, 1 << 62, where)
+    size = abs(bitpix) // 8 * gcount * (pcount + math.prod(dims))
+    if size > MAX_HDU_BYTES:
+        shape = " x ".join(f"{d:,}" for d in dims)
+        raise SpecFileError(
+            f"{where} claims {size:,} bytes of data (NAXIS {shape}): far more than any SDSS "
+            f"spectrum file holds (limit {MAX_HDU_BYTES >> 20} MB)"
+        )
+    return size
 
 
 # --------------------------------------------------------------------------- binary tables
@@ -190,7 +241,7 @@ def _columns(header: dict[str, Any], extname: str) -> dict[str, tuple[int, str |
     """Upper-case column name -> (byte offset, NumPy code or None, repeat) of a BINTABLE."""
     cols: dict[str, tuple[int, str | None, int]] = {}
     offset = 0
-    for n in range(1, int(header.get("TFIELDS", 0)) + 1):
+    for n in range(1, _int_key(header, "TFIELDS", 0, 0, 999, f"HDU {extname}") + 1):
         form = str(header.get(f"TFORM{n}", ""))
         m = _TFORM_RE.match(form)
         if not m:
@@ -249,7 +300,11 @@ def _scalar(value: Any) -> Any:
 
 
 def _coadd_arrays(
-    get_column, names_upper: set[str], nrows: int, repeats: dict[str, int]
+    get_column,
+    names_upper: set[str],
+    nrows: int,
+    repeats: dict[str, int],
+    letters: dict[str, str],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Check COADD's columns and return native-order (loglam, flux, ivar, and_mask)."""
     missing = [c for c in COADD_REQUIRED if c.upper() not in names_upper]
@@ -259,6 +314,10 @@ def _coadd_arrays(
             f"(has: {', '.join(sorted(n.lower() for n in names_upper)) or 'none'})"
         )
     wanted = [*COADD_REQUIRED, *(c for c in COADD_OPTIONAL if c.upper() in names_upper)]
+    for c in wanted:  # a logical or text column read as numbers would be garbage (flux 84/70)
+        kind = _NOT_NUMERIC.get(letters.get(c.upper(), ""))
+        if kind:
+            raise SpecFileError(f"COADD column {c} is {kind}, not numbers")
     lengths = {c: nrows * repeats.get(c.upper(), 1) for c in wanted}
     if len(set(lengths.values())) > 1:
         detail = ", ".join(f"{c} {n:,}" for c, n in lengths.items())
@@ -269,6 +328,17 @@ def _coadd_arrays(
     ivar = arrays["ivar"].astype(np.float32)
     and_mask = arrays["and_mask"].astype(np.int64) if "and_mask" in arrays else None
     return loglam, flux, ivar, and_mask
+
+
+def _column_letters(header: dict[str, Any]) -> dict[str, str]:
+    """Upper-case column name -> FITS type letter (E, D, J, L, A ...) of a BINTABLE."""
+    out: dict[str, str] = {}
+    for n in range(1, _int_key(header, "TFIELDS", 0, 0, 999, "table") + 1):
+        m = _TFORM_RE.match(str(header.get(f"TFORM{n}", "")))
+        name = str(header.get(f"TTYPE{n}", f"COL{n}")).strip().upper()
+        if m:
+            out.setdefault(name, m[2])
+    return out
 
 
 def _primary_ids(header: dict[str, Any]) -> dict[str, int]:
@@ -300,7 +370,7 @@ def _read_fast(path: Path) -> SpecData:
         primary = _read_header(fh, 0)
         if primary is None or primary.get("SIMPLE") is not True:
             raise SpecFileError("not a FITS file: SIMPLE is not T")
-        _skip(fh, _data_size(primary), "primary HDU data")
+        _skip(fh, _data_size(primary, "the primary HDU"), "primary HDU data")
         found: dict[str, tuple[dict[str, Any], bytes]] = {}
         seen: list[str] = ["PRIMARY"]
         hdu_no = 1
@@ -310,11 +380,13 @@ def _read_fast(path: Path) -> SpecData:
                 break
             name = str(header.get("EXTNAME", f"HDU{hdu_no}")).strip().upper()
             seen.append(name)
-            size = _data_size(header)
+            size = _data_size(header, f"HDU {hdu_no} ({name})")
             if name in ("COADD", "SPECOBJ") and name not in found:
-                if header.get("XTENSION", "").strip() != "BINTABLE":
+                if str(header.get("XTENSION", "")).strip() != "BINTABLE":
                     raise SpecFileError(f"HDU {name} is not a binary table")
-                table_bytes = int(header["NAXIS1"]) * int(header["NAXIS2"])
+                if header.get("NAXIS") != 2:
+                    raise SpecFileError(f"HDU {name}: a binary table needs NAXIS = 2")
+                table_bytes = header["NAXIS1"] * header["NAXIS2"]
                 raw = _read_exact(fh, table_bytes, f"HDU {name} data")
                 _skip(fh, _padded(size) - table_bytes, f"HDU {name} heap")
                 found[name] = (header, raw)
@@ -332,6 +404,7 @@ def _read_fast(path: Path) -> SpecData:
         present,
         int(header["NAXIS2"]),
         {n: cols[n][2] for n in present},
+        _column_letters(header),
     )
     specobj = None
     if "SPECOBJ" in found:
@@ -351,8 +424,40 @@ def _padded(size: int) -> int:
 def _skip(fh: BinaryIO, n: int, what: str) -> None:
     if n <= 0:
         return
-    # Reading (not seeking) is what detects truncation; HDUs we skip are small in spec files.
-    _read_exact(fh, n, what)
+    # Reading (not seeking) is what detects truncation in gzip files; 1 MB at a time.
+    left = _bytes_left(fh)
+    if left is not None:
+        if n > left:
+            raise SpecFileError(
+                f"truncated file: {what} needs {n:,} bytes but only {left:,} remain"
+            )
+        fh.seek(n, os.SEEK_CUR)
+        return
+    while n > 0:
+        step = min(n, 1 << 20)
+        _read_exact(fh, step, what)
+        n -= step
+
+
+def check_structure(path: str | Path) -> None:
+    """Walk every HDU header of a file and check its sizes; SpecFileError when one is bad.
+
+    The fast path stops reading once it has COADD and SPECOBJ; before any other library reads
+    the whole file, every header must announce sane sizes that the file really holds.
+    """
+    with _open(Path(path)) as fh:
+        primary = _read_header(fh, 0)
+        if primary is None or primary.get("SIMPLE") is not True:
+            raise SpecFileError("not a FITS file: SIMPLE is not T")
+        _skip(fh, _padded(_data_size(primary, "the primary HDU")), "primary HDU data")
+        for hdu_no in range(1, 1000):
+            header = _read_header(fh, hdu_no)
+            if header is None:
+                return
+            name = str(header.get("EXTNAME", f"HDU{hdu_no}")).strip().upper()
+            where = f"HDU {hdu_no} ({name})"
+            _skip(fh, _padded(_data_size(header, where)), f"{where} data")
+        raise SpecFileError("more than 999 HDUs: not an SDSS spectrum file")
 
 
 def read_spec_astropy(path: str | Path) -> SpecData:
@@ -361,7 +466,7 @@ def read_spec_astropy(path: str | Path) -> SpecData:
     from astropy.utils.exceptions import AstropyUserWarning
 
     path = Path(path)
-    _open(path).close()  # same empty / unreadable-file messages as the fast path
+    check_structure(path)  # sizes checked first: astropy loops forever on negative NAXISn
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", AstropyUserWarning)
@@ -375,11 +480,16 @@ def read_spec_astropy(path: str | Path) -> SpecData:
                 repeats = {
                     n: int(np.prod(coadd[cols[n].name].shape[1:], dtype=int)) for n in present
                 }
+                letters = {}
+                for n, c in cols.items():
+                    m = _TFORM_RE.match(str(c.format))
+                    letters[n] = m[2] if m else ""
                 arrays = _coadd_arrays(
                     lambda name: np.asarray(coadd[cols[name].name]),
                     present,
                     len(coadd) if coadd is not None else 0,
                     repeats,
+                    letters,
                 )
                 specobj = None
                 if "SPECOBJ" in names and hdul["SPECOBJ"].data is not None:
@@ -398,6 +508,6 @@ def read_spec_astropy(path: str | Path) -> SpecData:
         raise
     except AstropyUserWarning as exc:
         raise SpecFileError(f"truncated or corrupt FITS file: {exc}") from exc
-    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, zlib.error) as exc:
-        raise SpecFileError(f"not a readable FITS file: {exc}") from exc
+    except Exception as exc:  # astropy's VerifyError, AttributeError ... on a broken header
+        raise SpecFileError(f"not a readable FITS file: {type(exc).__name__}: {exc}") from exc
     return SpecData(*arrays, specobj=specobj, primary_ids=_primary_ids(primary))

@@ -9,6 +9,10 @@ from __future__ import annotations
 import logging
 import math
 import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,15 @@ log = logging.getLogger(__name__)
 
 FILE_NAME = re.compile(r"^spec-(\d+)-(\d+)-(\d+)\.fits(?:\.gz)?$", re.IGNORECASE)
 MAX_FIBER = 1000  #: BOSS plates have 1000 fibers, SDSS-I/II 640
+#: Sane bounds of real SDSS identifiers, checked before anything reaches a Parquet writer:
+#: plates run 266..~12,500 (SDSS-I..eBOSS) within 5 digits; MJDs start at 50,000 (specObjID
+#: packs MJD - 50000; first light was MJD ~50,800) and stay 5-digit; fibers 1..640 (SDSS-I/II)
+#: or 1..1000 (BOSS).
+ID_RANGES: dict[str, tuple[int, int]] = {
+    "plate": (1, 99_999),
+    "mjd": (50_000, 99_999),
+    "fiberid": (1, MAX_FIBER),
+}
 
 #: ``stars`` columns a reader fills (``ingest_run`` is the driver's).
 STAR_KEYS = tuple(n for n in STARS.names if n != "ingest_run")
@@ -55,18 +68,50 @@ def invalid_id_reason(plate: Any, mjd: Any, fiberid: Any) -> str | None:
             return f"{name} is missing or not an integer ({value!r})"
         if value <= 0:
             return f"{name} must be positive (got {value})"
-    if fiberid > MAX_FIBER:
-        return f"fiberid {fiberid} is outside 1..{MAX_FIBER}"
+        lo, hi = ID_RANGES[name]
+        if not lo <= value <= hi:
+            return f"{name} {value} is outside {lo}..{hi}"
     return None
+
+
+class FileTimeout(EtlError):
+    """Reading one file took longer than FILE_TIMEOUT_S (a last line of defence)."""
+
+
+FILE_TIMEOUT_S = 30.0  #: a spectrum file takes ~3 ms; anything near this is a reader stuck
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise FileTimeout in this thread after ``seconds`` (SIGALRM; main thread only).
+
+    The header checks keep every file bounded already; this stops whatever they miss from
+    holding an ingest (and its writer lock) forever. Elsewhere it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+
+    def on_alarm(_signum, _frame) -> None:
+        raise FileTimeout(f"gave up after {seconds:g} s: the file could not be read in time")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def process_spec_file(path: str | Path) -> SpecResult:
     """Read, validate and grid one spectrum file. Never raises: problems become rejects."""
     source = str(path)
     try:
-        data = read_spec(path)
-        plate, mjd, fiberid = resolve_identity(Path(path).name, data)
-        placed = place_on_grid(data.loglam, data.flux, data.ivar, data.and_mask)
+        with time_limit(FILE_TIMEOUT_S):
+            data = read_spec(path)
+            plate, mjd, fiberid = resolve_identity(Path(path).name, data)
+            placed = place_on_grid(data.loglam, data.flux, data.ivar, data.and_mask)
     except EtlError as exc:
         return SpecResult(None, None, [reject(source, "file", str(exc))])
     except Exception as exc:  # a reader bug must cost one file, not the whole ingest

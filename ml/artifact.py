@@ -19,6 +19,7 @@ import torch
 
 import startrack
 from startrack import grid
+from startrack.errors import ModelUnusable
 from startrack.ml.model import ModelConfig, StarClassifier
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,21 @@ def _json_default(obj):
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
+class ArtifactMissing(ModelUnusable, FileNotFoundError):
+    """The model directory has no model.json (exit 3)."""
+
+
 def load_meta(directory: str | Path) -> dict:
     path = Path(directory) / META_FILE
     if not path.exists():
-        raise FileNotFoundError(f"no {META_FILE} in {directory}: not a StarTrack model artifact")
-    return json.loads(path.read_text())
+        raise ArtifactMissing(f"no {META_FILE} in {directory}: not a StarTrack model artifact")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelUnusable(f"model metadata {path} is unreadable: {exc}") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("model_config"), dict):
+        raise ModelUnusable(f"model metadata {path} is not a StarTrack model.json")
+    return meta
 
 
 def load_artifact(directory: str | Path) -> tuple[StarClassifier, dict]:
@@ -101,9 +112,19 @@ def load_artifact(directory: str | Path) -> tuple[StarClassifier, dict]:
     meta = load_meta(directory)
     g = meta.get("grid", grid_meta())
     if g != grid_meta():
-        raise ValueError(f"model {meta.get('version')} was trained on grid {g}, not {grid_meta()}")
-    model = StarClassifier(ModelConfig.from_dict(meta["model_config"]))
-    state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+        raise ModelUnusable(
+            f"model {meta.get('version')} was trained on grid {g}, not {grid_meta()}"
+        )
+    weights = directory / WEIGHTS_FILE
+    try:
+        model = StarClassifier(ModelConfig.from_dict(meta["model_config"]))
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:  # whatever a tampered file makes torch raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelUnusable(
+            f"model weights {weights} refused (tampered, truncated or from another version): "
+            f"{first[:200]}; retrain with `startrack train`"
+        ) from exc
     model.eval()
     return model, meta

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from startrack.errors import NotReady
 from startrack.grid import NPIX
 from startrack.ml.features import (
     Standardizer,
@@ -277,7 +278,7 @@ class Predictor:
         self._checked_at = now
         current = self._resolve()
         if current is None:
-            raise LookupError("no trained model: run `startrack train` first")
+            raise NotReady("no trained model: run `startrack train` first")
         current = Path(current)
         if current != self._dir or self._model is None:
             model, meta = load_artifact(current)

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from startrack.errors import NotReady
 from startrack.labels import spectral_type_of
 from startrack.ml.dataset import DEFAULT_MAX_SPECTRA, _fixed_list, iter_spectra, load_training_data
 from startrack.ml.features import split_of
@@ -397,7 +398,7 @@ def score_warehouse(
             warehouse.require_current()  # raises the "warehouse is empty" advice
         mrow = current_model_row(snap)
         if mrow is None:
-            raise LookupError("no trained model in the warehouse: run `startrack train` first")
+            raise NotReady("no trained model in the warehouse: run `startrack train` first")
         model, meta = load_artifact(warehouse.root / mrow["path"])
         version = meta["version"]
         run_id = f"score-{started.strftime('%Y%m%dT%H%M%S')}-{version[-8:]}"

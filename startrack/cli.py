@@ -14,7 +14,7 @@ import sys
 
 from startrack import __version__
 from startrack.config import ENV_WAREHOUSE
-from startrack.errors import UserError
+from startrack.errors import EXIT_CODES, UserError, storage_error
 
 #: name -> (module, one-line help). Modules expose add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="startrack",
         description="StarTrack: classify SDSS stars — ETL, warehouse, model, dashboard.",
         parents=[common],
+        epilog=exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"startrack {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -55,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(sp)
     return parser
+
+
+def exit_codes_epilog() -> str:
+    """The documented exit codes (startrack.errors.EXIT_CODES), for ``startrack --help``."""
+    lines = [f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items()]
+    return "exit codes:\n" + "\n".join(lines)
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
@@ -82,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except _user_errors() as exc:
         print(f"startrack {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))
+    except OSError as exc:  # a full disk or a read-only warehouse raised below any writer
+        error = storage_error(exc, f"startrack {args.command}")
+        if error is None:
+            raise
+        print(f"startrack {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

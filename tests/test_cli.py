@@ -89,7 +89,7 @@ def test_status_and_empty_warehouse(warehouse, tmp_path):
     status = json.loads(run("status", "--json", wh=warehouse).stdout)
     assert status["tables"]["stars"] == 2 and status["tables"]["spectra"] == 2
     empty = run("sql", "select 1", wh=tmp_path / "none", check=False)
-    assert empty.returncode == 2 and "empty" in empty.stderr and "Traceback" not in empty.stderr
+    assert empty.returncode == 3 and "empty" in empty.stderr and "Traceback" not in empty.stderr
 
 
 def _free_port() -> int:

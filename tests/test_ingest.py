@@ -179,10 +179,15 @@ def test_kill_9_during_ingest_keeps_the_previous_warehouse(tmp_path):
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert set((wh.root / "spectra").iterdir()) - parts_before  # it was killed mid-run
+    orphans = set((wh.root / "spectra").iterdir()) - parts_before
+    assert orphans  # it was killed mid-run
     assert (wh.current_id(), q(wh, "select * from stars")) == before
-    # and the next writer finishes the job and cleans up after the dead one
+    # and the next writer finishes the job and cleans up after the dead one at once (the
+    # orphans are seconds old: no waiting for the 2-minute grace period of published parts)
     report = ingest(wh, spectra=[big], progress=False)
     assert report.spectra_added == 300
     assert q(wh, "select count(*) from stars") == [(301,)]
+    assert not any(p.exists() for p in orphans)
+    listed = {wh.root / rel for rel in wh.current().manifest["spectra_files"]}
+    assert set((wh.root / "spectra").iterdir()) == listed
     shutil.rmtree(big)

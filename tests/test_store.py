@@ -139,3 +139,40 @@ def test_old_snapshots_are_collected(tmp_path, monkeypatch):
     assert len(wh.snapshots()) == store.KEEP_SNAPSHOTS
     assert wh.current_id() == wh.snapshots()[-1]
     assert Path(os.readlink(wh.root / "startrack.duckdb")).parts[1] == wh.current_id()
+
+
+def test_current_is_the_truth_after_a_kill_between_the_two_renames(tmp_path):
+    """kill -9 after CURRENT was replaced but before the link swap: readers and the next
+    writer go by CURRENT, and the next writer repairs the link."""
+    wh = Warehouse(tmp_path / "wh")
+    publish(wh, 2)
+    old = wh.current_id()
+    publish(wh, 3)
+    new = wh.current_id()
+    link = wh.root / "startrack.duckdb"
+    link.unlink()
+    link.symlink_to(Path("snapshots") / old / "startrack.duckdb")  # the state the kill left
+    con = wh.current().connect()  # StarTrack's readers open the snapshot CURRENT names
+    assert con.execute("select count(*) from numbers").fetchone()[0] == 3
+    con.close()
+    with wh.writer(command="next writer") as w:
+        assert w.base.id == new  # the writer builds on CURRENT, not on the link
+        assert os.readlink(link) == f"snapshots/{new}/startrack.duckdb"  # repaired at once
+        w.put_table("numbers", pd.DataFrame({"n": range(4)}))
+    assert os.readlink(link) == f"snapshots/{wh.current_id()}/startrack.duckdb"
+    assert count(wh) == 4
+
+
+def test_orphan_parts_of_a_dead_writer_go_with_the_next_writer(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wh = Warehouse(tmp_path / "wh")
+    with wh.writer(command="with a part") as w:
+        kept = w.new_spectra_part(0)
+        pq.write_table(pa.table({"x": [1]}), kept)
+        w.add_spectra_part(kept)
+    orphan = wh.root / "spectra" / "20260101T000000000000-dead-00000.parquet"
+    pq.write_table(pa.table({"x": [2]}), orphan)  # fresh: a writer killed a second ago
+    publish(wh, 5)
+    assert kept.exists() and not orphan.exists()

@@ -11,9 +11,11 @@ import os
 import time
 from pathlib import Path
 
+from startrack.errors import Busy
 
-class WarehouseBusy(RuntimeError):
-    """Another writer holds the warehouse lock."""
+
+class WarehouseBusy(Busy, RuntimeError):
+    """Another writer holds the warehouse lock (exit 5)."""
 
 
 class WriterLock:

@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from startrack.errors import NotReady, UsageError, storage_error
 from startrack.warehouse.lock import WarehouseBusy, WriterLock
 from startrack.warehouse.schema import EMPTY_SCHEMAS, SPECTRA
 
@@ -45,8 +46,8 @@ KEEP_SNAPSHOTS = 3  #: published snapshots kept for readers that still have an o
 MIN_AGE_S = 120.0  #: never delete a snapshot younger than this (a reader may have just opened it)
 
 
-class WarehouseEmpty(LookupError):
-    """Nothing has been published to the warehouse yet."""
+class WarehouseEmpty(NotReady):
+    """Nothing has been published to the warehouse yet (exit 3)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,11 @@ class Warehouse:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
+        if self.root.exists() and not self.root.is_dir():
+            raise UsageError(
+                f"the warehouse path {self.root} is a file, not a directory: pass --warehouse DIR "
+                "(a new or existing warehouse directory)"
+            )
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.root)!r})"
@@ -162,20 +168,86 @@ class Warehouse:
     def writer(self, command: str, wait: float = 0.0) -> Iterator[Writer]:
         """Hold the writer lock; publish a new snapshot when the block ends without error."""
         lock = WriterLock(self.root / "LOCK", wait=wait)
-        lock.acquire()
+        try:
+            lock.acquire()
+        except OSError as exc:
+            raise storage_error(exc, f"locking the warehouse {self.root}") or exc from exc
         try:
             self._sweep_staging()
+            self._sweep_orphan_parts()
+            self.repair_link()
             w = Writer(self, command)
             try:
                 yield w
-            except BaseException:
-                w.discard()
+                if not w.discarded:
+                    w.publish()
+            except BaseException as exc:
+                if not w.published:
+                    w.discard()
+                error = storage_error(exc, f"writing snapshot {w.id}")
+                if error is not None and error is not exc:
+                    raise error from exc
                 raise
-            if not w.discarded:
-                w.publish()
-                self._collect_garbage()
+            self._collect_garbage()
         finally:
             lock.release()
+
+    def repair_link(self) -> None:
+        """Point ``startrack.duckdb`` at the snapshot CURRENT names (CURRENT is the truth).
+
+        A writer killed between replacing CURRENT and swapping the link leaves them apart;
+        every reader goes by CURRENT, and the next writer (holding the lock) fixes the link.
+        """
+        snap_id = self.current_id()
+        if snap_id is None or not (self.root / "snapshots" / snap_id / DB_NAME).exists():
+            return
+        link = self.root / DB_NAME
+        target = Path("snapshots") / snap_id / DB_NAME
+        try:
+            if link.is_symlink() and Path(os.readlink(link)) == target:
+                return
+        except OSError:
+            pass
+        log.warning("startrack.duckdb did not point at CURRENT (%s): repaired", snap_id)
+        _atomic_symlink(link, target)
+
+    def _sweep_orphan_parts(self) -> None:
+        """Spectrum parts of writers that died before publishing: delete them now.
+
+        Called with the lock held, so the writer of any part is gone. A part is an orphan when
+        no published manifest lists it and no listed part comes from the same writer (a
+        published writer's parts are carried into every later manifest, so a part of a
+        published run is never unlisted while its snapshot's successors exist).
+        """
+        spectra_dir = self.root / "spectra"
+        if not spectra_dir.is_dir():
+            return
+        referenced = self._referenced_parts()
+        writers = {_part_writer(Path(rel).name) for rel in referenced}
+        orphans = [
+            p
+            for p in spectra_dir.iterdir()
+            if f"spectra/{p.name}" not in referenced and _part_writer(p.name) not in writers
+        ]
+        if orphans:
+            size = sum(p.stat().st_size for p in orphans if p.exists()) / 1e6
+            log.info(
+                "removing %d spectrum part(s) (%.1f MB) left by an interrupted writer",
+                len(orphans),
+                size,
+            )
+            for part in orphans:
+                part.unlink(missing_ok=True)
+
+    def _referenced_parts(self) -> set[str]:
+        referenced: set[str] = set()
+        for snap_id in self.snapshots():
+            try:
+                manifest = json.loads((self.root / "snapshots" / snap_id / MANIFEST).read_text())
+            except (OSError, ValueError):
+                continue
+            referenced.update(manifest.get("spectra_files", []))
+        return referenced
 
     def _sweep_staging(self) -> None:
         """Leftovers of writers that died: nobody else can own them while we hold the lock."""
@@ -194,10 +266,7 @@ class Warehouse:
             path = self.root / "snapshots" / snap_id
             if snap_id not in keep and now - path.stat().st_mtime > MIN_AGE_S:
                 shutil.rmtree(path, ignore_errors=True)
-        referenced: set[str] = set()
-        for snap_id in self.snapshots():
-            manifest = json.loads((self.root / "snapshots" / snap_id / MANIFEST).read_text())
-            referenced.update(manifest["spectra_files"])
+        referenced = self._referenced_parts()
         spectra_dir = self.root / "spectra"
         if spectra_dir.is_dir():
             for part in spectra_dir.iterdir():
@@ -208,6 +277,11 @@ class Warehouse:
 
     def model_dir(self, version: str) -> Path:
         return self.root / "models" / version
+
+
+def _part_writer(name: str) -> str:
+    """The writer id of a spectrum part file name '<writer id>-<n>.parquet'."""
+    return name.rsplit("-", 1)[0]
 
 
 def new_id(prefix: str = "") -> str:
@@ -225,6 +299,7 @@ class Writer:
     id: str = field(default_factory=new_id)
     base: Snapshot | None = None
     discarded: bool = False
+    published: bool = False
     _tables: dict[str, Path] = field(default_factory=dict)
     _spectra_added: list[str] = field(default_factory=list)
     _spectra_files: list[str] | None = None
@@ -317,9 +392,17 @@ class Writer:
         final = self.root / "snapshots" / self.id
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(self.staging, final)
-        _fsync_dir(final.parent)
-        _atomic_write(self.warehouse.current_file, self.id + "\n")
-        _atomic_symlink(self.root / DB_NAME, Path("snapshots") / self.id / DB_NAME)
+        try:
+            _fsync_dir(final.parent)
+            _atomic_write(self.warehouse.current_file, self.id + "\n")
+        except BaseException:
+            shutil.rmtree(final, ignore_errors=True)  # never became CURRENT: not published
+            raise
+        self.published = True  # CURRENT names it: from here on it is the published state
+        try:
+            _atomic_symlink(self.root / DB_NAME, Path("snapshots") / self.id / DB_NAME)
+        except OSError as exc:  # readers go by CURRENT; the next writer repairs the link
+            log.warning("could not update the startrack.duckdb link: %s", exc)
         log.info("published snapshot %s (%s)", self.id, self.command)
         return Snapshot(self.root, self.id)
 
@@ -372,13 +455,16 @@ def _make_read_only(paths: list[Path]) -> None:
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.chmod(0o444)  # replaced by rename, never rewritten in place
-    os.replace(tmp, path)
+    tmp.unlink(missing_ok=True)  # a leftover of a writer that died
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.chmod(0o444)  # replaced by rename, never rewritten in place
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the replace; a leftover after a failure
     _fsync_dir(path.parent)
 
 

@@ -214,6 +214,7 @@ def lookup(
 ) -> tuple:
     """-> (current star id, alert, info children, result style)."""
     try:
+        text, initial = _text(text), _text(initial)
         star_id = resolve_query(trigger, text, plate, mjd, fiber, initial)
         if star_id is None:
             hint = info_alert(
@@ -230,6 +231,11 @@ def lookup(
         return None, error_alert(str(exc), "Invalid id"), None, HIDE
     except WarehouseEmpty as exc:
         return None, error_alert(str(exc), "No data"), None, HIDE
+
+
+def _text(value) -> str | None:
+    """A browser-sent value as text (a number typed in a field arrives as a number)."""
+    return value if value is None or isinstance(value, str) else str(value)[:200]
 
 
 def _on_lookup(go, submit, parts, rand, text, plate, mjd, fiber, initial):
@@ -460,13 +466,27 @@ def star_info(snap, star_id: str, rec: dict) -> list:
 def spectrum_view(
     star_id: str | None, groups: list[str] | None, smooth: float | None, overlays: list[str] | None
 ):
-    """The spectrum figure of the current star (or a figure saying why there is none)."""
+    """The spectrum figure of the current star (or a figure saying why there is none).
+
+    The arguments come from the browser: anything may arrive (a hand-made request), so each is
+    checked and a bad one gets a figure that says so.
+    """
     if not star_id:
         return figures.empty_figure("")
     try:
+        star_id = parse_star_id(star_id if isinstance(star_id, str) else None).star_id
+        groups = [g for g in _strings(groups) if g in GROUPS]
+        smooth = min(max(float(smooth or 0), 0.0), max(SMOOTH_MARKS))
+        overlays = _strings(overlays)
         snap = data.current_snapshot()
+    except InvalidStarId as exc:
+        return figures.empty_figure(str(exc))
+    except (TypeError, ValueError, OverflowError):
+        return figures.empty_figure("invalid spectrum options: reload the page")
     except WarehouseEmpty as exc:
         return figures.empty_figure(str(exc))
+    if smooth != smooth:  # NaN
+        smooth = 0.0
     spec = data.spectrum(snap, star_id)
     if spec is None:
         return figures.empty_figure(f"{star_id} has photometry only: no spectrum in the warehouse")
@@ -502,6 +522,11 @@ def spectrum_view(
     )
 
 
+def _strings(value) -> list[str]:
+    """The strings of a list a browser sent (anything else: none)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 callback(
     Output("star-spectrum", "figure"),
     Input("star-current", "data"),
@@ -516,6 +541,10 @@ def rerun(n_clicks: int | None, star_id: str | None):
     """Run the current model on the star now and compare with the stored prediction."""
     if not n_clicks or not star_id:
         return None
+    try:
+        star_id = parse_star_id(star_id if isinstance(star_id, str) else None).star_id
+    except InvalidStarId as exc:
+        return error_alert(str(exc), "Invalid id")
     from startrack.dashboard.rerun import InferenceUnavailable, rerun_inference
 
     try:

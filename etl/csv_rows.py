@@ -1,0 +1,169 @@
+"""CSV catalog rows in blocks where a bad row costs only that row.
+
+Arrow's CSV reader is fast but all-or-nothing per block: one row with an extra field, an
+unterminated quote or a Latin-1 byte fails (or silently swallows) everything near it. So the
+file is cut into blocks at line ends; each block is parsed by Arrow (the fast path, all
+vectorized) and the result is trusted only when it has exactly one row per line. Otherwise
+that block alone is re-read line by line with Python's ``csv`` module, so every bad line
+becomes a reject naming its row (1 = the first data row; blank lines are not counted) and
+every good line is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from startrack.etl.errors import CatalogError
+
+BLOCK_BYTES = 8 << 20  #: bytes per parsed block (a few 10,000 rows)
+NULL_VALUES = ["", "NULL", "null", "NaN", "nan", "None"]
+
+
+@dataclass
+class RowBlock:
+    """Text columns of the good rows, their 1-based data-row numbers, and the rejects."""
+
+    table: pa.Table
+    rows: np.ndarray
+    rejects: list[dict[str, str]] = field(default_factory=list)
+    next_row: int = 1  #: number of the first row of the next block
+
+
+class _BadBlock(Exception):
+    """The fast path could not vouch for this block; re-read it line by line."""
+
+
+def iter_row_blocks(
+    path: Path, names: list[str], skip: int, columns: list[str], block_bytes: int | None = None
+) -> Iterator[RowBlock]:
+    """Blocks of rows (``columns`` only, all as text) after the ``skip`` header lines."""
+    block_bytes = block_bytes or BLOCK_BYTES
+    source = str(path)
+    first_row = 1
+    for block in _raw_blocks(path, skip, block_bytes):
+        try:
+            out = _fast(block, names, columns, first_row)
+        except _BadBlock:
+            out = _slow(block, names, columns, first_row, source)
+        first_row = out.next_row
+        yield out
+
+
+def _raw_blocks(path: Path, skip: int, block_bytes: int) -> Iterator[bytes]:
+    """The data bytes after ``skip`` lines, in blocks that end at a line end."""
+    try:
+        stream = pa.input_stream(str(path), compression="detect")
+    except (OSError, pa.ArrowException) as exc:
+        raise CatalogError(f"unreadable CSV file: {exc}") from exc
+    with stream:
+        carry = b""
+        skipped = 0
+        while True:
+            try:
+                chunk = stream.read(block_bytes)
+            except (OSError, pa.ArrowException) as exc:
+                raise CatalogError(f"corrupt or truncated compressed CSV: {exc}") from exc
+            data = carry + chunk
+            while skipped < skip and data:
+                end = data.find(b"\n")
+                if end < 0:
+                    break
+                data, skipped = data[end + 1 :], skipped + 1
+            if not chunk:
+                if data.strip() and skipped >= skip:
+                    yield data
+                return
+            if skipped < skip:
+                carry = data
+                continue
+            end = data.rfind(b"\n")
+            if end < 0:
+                carry = data
+                continue
+            carry = data[end + 1 :]
+            if data[: end + 1].strip():
+                yield data[: end + 1]
+
+
+def _lines(block: bytes) -> int:
+    return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+
+
+def _fast(block: bytes, names: list[str], columns: list[str], first_row: int) -> RowBlock:
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:  # (Arrow would fail the block, and its row handler too)
+            raise _BadBlock from None
+    problems: list[object] = []
+
+    def invalid_row(row) -> str:
+        problems.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(block),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=len(block) + 1),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid_row),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(columns, pa.string()),
+                include_columns=columns,
+                null_values=NULL_VALUES,
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # e.g. invalid UTF-8
+        raise _BadBlock from exc
+    if problems or table.num_rows != _lines(block):  # blank lines, swallowed quotes ...
+        raise _BadBlock
+    rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
+    return RowBlock(table, rows, [], first_row + table.num_rows)
+
+
+def _slow(
+    block: bytes, names: list[str], columns: list[str], first_row: int, source: str
+) -> RowBlock:
+    """Line by line: each bad line is one reject, each good one a row."""
+    wanted = [names.index(c) for c in columns]
+    values: list[list[str | None]] = [[] for _ in columns]
+    rows: list[int] = []
+    rejects: list[dict[str, str]] = []
+    row = first_row - 1
+    nulls = set(NULL_VALUES)
+    for raw in block.split(b"\n"):
+        if not raw.strip():
+            continue
+        row += 1
+        reason = None
+        try:
+            text = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as exc:
+            byte = raw[exc.start : exc.start + 1].hex().upper()
+            reason = f"not UTF-8 text (byte 0x{byte} at column {exc.start + 1} of the line)"
+        else:
+            if text.count('"') % 2:
+                reason = "unterminated quote"
+            else:
+                try:
+                    fields = next(csv.reader([text]))
+                except csv.Error as exc:
+                    reason = f"malformed CSV line: {exc}"
+                else:
+                    if len(fields) != len(names):
+                        reason = f"expected {len(names)} fields, found {len(fields)}"
+        if reason is not None:
+            rejects.append({"source": source, "item": f"row {row}", "reason": reason})
+            continue
+        rows.append(row)
+        for out, i in zip(values, wanted, strict=True):
+            out.append(None if fields[i] in nulls else fields[i])
+    table = pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})
+    return RowBlock(table, np.asarray(rows, dtype=np.int64), rejects, row + 1)
