@@ -35,6 +35,9 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that gave up (timeout, kill -9) breaks the pipe: that is the point here."""
+
 
 class _Base:
     handler: type[http.server.BaseHTTPRequestHandler]
