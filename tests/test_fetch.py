@@ -307,7 +307,8 @@ def test_kill_9_mid_download_leaves_nothing_corrupt_and_resumes(tmp_path) -> Non
         sas.dribble_seconds = 1.0  # each body takes ~1 s to arrive
         cmd = [str(STARTRACK), "fetch", "--out", str(out), "--skyserver-url", sky.url,
                "--sas-url", sas.url, "--spectra", "all", "--workers", "2"]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = (tmp_path / "fetch.log").open("w")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
             spectra = out / "spectra"
@@ -319,7 +320,11 @@ def test_kill_9_mid_download_leaves_nothing_corrupt_and_resumes(tmp_path) -> Non
                     break
                 time.sleep(0.05)
             else:
-                pytest.fail("the fetch never got mid-download")
+                listing = sorted(p.name for p in spectra.iterdir()) if spectra.exists() else []
+                pytest.fail(
+                    f"the fetch never got mid-download (exit {proc.poll()}): {listing} "
+                    f"{(tmp_path / 'fetch.log').read_text()[-2000:]}"
+                )
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             proc.kill()

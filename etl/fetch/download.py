@@ -29,7 +29,9 @@ from startrack.etl.fetch.session import RateLimiter
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256 * 1024
+#: written as it arrives (a killed fetch shows how far it got in the .part file)
+CHUNK = 16 * 1024
+
 PART_SUFFIX = ".part"
 
 
