@@ -105,29 +105,53 @@ def encode_specobjid(plate: int, mjd: int, fiber: int, run2d: object) -> int:
     return (int(plate) << 50) | (int(fiber) << 38) | ((int(mjd) - 50_000) << 24) | (code << 10)
 
 
-def run2d_from_specobjid(specobjid: object) -> str | None:
-    """The reduction a specObjID was made by ('26', 'v5_13_2'); None if it is not one."""
+def decode_specobjid(specobjid: object) -> tuple[int, int, int, str] | None:
+    """(plate, mjd, fiber, run2d) packed in a DR8+ specObjID; None if it is not one."""
     try:
         sid = int(str(specobjid).strip())
     except (TypeError, ValueError):
         return None
-    if sid <= 0:
-        return None
     code = (sid >> 10) & 0x3FFF
-    if not code:
+    if sid <= 0 or not code:
         return None
+    plate, fiber, mjd = sid >> 50, (sid >> 38) & 0xFFF, ((sid >> 24) & 0x3FFF) + 50_000
     if code < _FIRST_BOSS_CODE:  # SDSS-I/II: the number itself (26, 103, 104)
-        return str(code)
-    major, rest = divmod(code, 10_000)  # v5_*: (major-5)*10000 + minor*100 + patch
-    return f"v{major + 5}_{rest // 100}_{rest % 100}"
+        run2d = str(code)
+    else:  # v5_*: (major-5)*10000 + minor*100 + patch
+        major, rest = divmod(code, 10_000)
+        run2d = f"v{major + 5}_{rest // 100}_{rest % 100}"
+    return plate, mjd, fiber, run2d
 
 
-def guess_run2d(plate: int, specobjid: object = None, release: int = DEFAULT_RELEASE) -> str:
-    """run2d from the specObjID when there is one, else from the plate number (SEGUE plates,
-    run2d 103/104, are then guessed as 26)."""
-    run = run2d_from_specobjid(specobjid) if specobjid not in (None, "") else None
-    if run:
-        return run
+def run2d_from_specobjid(specobjid: object) -> str | None:
+    """The reduction a specObjID was made by ('26', 'v5_13_2'); None if it is not one."""
+    decoded = decode_specobjid(specobjid)
+    return decoded[3] if decoded else None
+
+
+def guess_run2d(
+    plate: int,
+    mjd: int,
+    fiber: int,
+    specobjid: object = None,
+    release: int = DEFAULT_RELEASE,
+) -> str:
+    """run2d from the specObjID when it really is this spectrum's, else from the plate number
+    (SEGUE plates, run2d 103/104, are then guessed as 26)."""
+    decoded = decode_specobjid(specobjid) if specobjid not in (None, "") else None
+    if decoded and decoded[:3] == (int(plate), int(mjd), int(fiber)):
+        return decoded[3]
     if int(plate) < FIRST_BOSS_PLATE:
         return "26"
     return BOSS_RUN2D.get(int(release), BOSS_RUN2D[DEFAULT_RELEASE])
+
+
+def star_links(
+    plate: int, mjd: int, fiber: int, specobjid: object = None, release: int = DEFAULT_RELEASE
+) -> dict[str, str]:
+    """The public pages of one star: SkyServer's Explore page and its SAS spec-lite file."""
+    run2d = guess_run2d(plate, mjd, fiber, specobjid, release)
+    return {
+        "skyserver": explore_url(plate, mjd, fiber, release),
+        "sas": sas_spec_lite_url(plate, mjd, fiber, run2d, release),
+    }

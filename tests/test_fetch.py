@@ -120,6 +120,17 @@ def test_sas_layout_and_specobjid_match_the_real_archive(real_spec) -> None:
     )
 
 
+def test_run2d_guess_trusts_only_a_specobjid_of_the_same_spectrum() -> None:
+    from startrack.sdss_urls import guess_run2d
+
+    boss = encode_specobjid(4000, 55500, 7, "v5_13_0")
+    assert guess_run2d(4000, 55500, 7, boss, release=16) == "v5_13_0"
+    assert guess_run2d(4000, 55500, 8, boss, release=17) == "v5_13_2"  # another fiber's id
+    assert guess_run2d(1000, 52000, 1, str(1000 * 10**12 + 1)) == "26"  # not an SDSS id
+    assert guess_run2d(1000, 52000, 1, None) == "26"
+    assert guess_run2d(3600, 55100, 1, "") == "v5_13_2"
+
+
 def test_rate_limiter_spaces_requests() -> None:
     limiter = RateLimiter(20.0)
     t0 = time.monotonic()

@@ -50,6 +50,6 @@ def jobs_for(rows: pd.DataFrame, release: int, sas_url: str) -> list[Job]:
         except ValueError:
             run = None
         if run is None:
-            run = guess_run2d(p, rec.get(sid_c) if sid_c else None, release)
+            run = guess_run2d(p, m, f, rec.get(sid_c) if sid_c else None, release)
         jobs.append(Job(spec_name(p, m, f), sas_spec_lite_url(p, m, f, run, release, sas_url)))
     return jobs
