@@ -301,6 +301,11 @@ def test_verify_rejects_partial_and_foreign_files(tmp_path) -> None:
     for name, size in (("half.fits", None), ("page.fits", None), ("half.fits", len(data))):
         with pytest.raises(Transient):
             verify_spec_file(tmp_path / name, size)
+    real = write_spec(tmp_path / "spec-1000-52000-0002.fits", specobj=True)
+    cut = real.read_bytes()[:-2880]  # the last HDU loses its last block: COADD still reads
+    (tmp_path / "cut.fits").write_bytes(cut)
+    with pytest.raises(Transient):
+        verify_spec_file(tmp_path / "cut.fits")
     nocoadd = tmp_path / "nocoadd.fits"
     from astropy.io import fits
 

@@ -78,6 +78,11 @@ def verify_spec_file(path: Path, expected_size: int | None = None) -> None:
                 data = hdul["COADD"].data
                 if data is None or len(data) == 0:
                     raise Transient("COADD HDU is empty")
+                if expected_size is None:  # no Content-Length: the HDUs must end in the file
+                    hdul.readall()
+                    last = hdul.fileinfo(len(hdul) - 1)
+                    if last["datLoc"] + last["datSpan"] > size:
+                        raise Transient(f"FITS file cut off at {size} bytes")
     except Transient:
         raise
     except Exception as exc:  # astropy raises OSError/ValueError/warnings for damage
