@@ -292,6 +292,27 @@ def test_a_file_that_never_comes_whole_fails_with_its_reason(tmp_path, capsys) -
     assert "<!DOCTYPE html>" in manifest["files"][bad]["reason"]
 
 
+def test_an_unreachable_sas_stops_early_with_one_line(tmp_path) -> None:
+    rows, _ = _survey(tmp_path, 30, with_real=False)
+    with FakeSAS() as sas:
+        dead = sas.url  # closed once the server stops
+    with FakeSkyServer(rows) as sky:
+        r = subprocess.run(
+            [str(STARTRACK), "fetch", "--out", str(tmp_path / "o"), "--skyserver-url", sky.url,
+             "--sas-url", dead, "--spectra", "all", "--retries", "0", "--backoff", "0.01",
+             "--rate", "0", "--workers", "2"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("startrack fetch: 30 of 30 spectra failed (the SAS is unreachable")
+    assert "cannot connect: Connection refused)" in last
+    manifest = json.loads((tmp_path / "o" / "fetch.json").read_text())
+    reasons = [f["reason"] for f in manifest["files"].values()]
+    assert sum(x.startswith("not tried") for x in reasons) >= 5  # it stopped asking
+
+
 def test_verify_rejects_partial_and_foreign_files(tmp_path) -> None:
     good = write_spec(tmp_path / "spec-1000-52000-0001.fits")
     data = good.read_bytes()

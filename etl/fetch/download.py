@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -75,10 +76,10 @@ def verify_spec_file(path: Path, expected_size: int | None = None) -> None:
             with fits.open(path, memmap=False) as hdul:
                 if "COADD" not in hdul:
                     raise Transient("FITS file without a COADD HDU")
-                data = hdul["COADD"].data
-                if data is None or len(data) == 0:
+                if not hdul["COADD"].header.get("NAXIS2"):
                     raise Transient("COADD HDU is empty")
                 if expected_size is None:  # no Content-Length: the HDUs must end in the file
+                    hdul["COADD"].data  # noqa: B018 (astropy warns if the rows are cut off)
                     hdul.readall()
                     last = hdul.fileinfo(len(hdul) - 1)
                     if last["datLoc"] + last["datSpan"] > size:
@@ -198,7 +199,8 @@ class Downloader:
         """Fetch every job with ``workers`` threads; ``on_done`` sees outcomes as they come."""
         self.dest.mkdir(parents=True, exist_ok=True)
         outcomes: list[Outcome] = []
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
             futures = [pool.submit(self.fetch_one, j) for j in jobs]
             for fut in as_completed(futures):
                 out = fut.result()
@@ -206,6 +208,11 @@ class Downloader:
                 outcomes.append(out)
                 if on_done:
                     on_done(out)
+        except BaseException:  # Ctrl-C: finish the files in flight, start no new ones
+            self.stop("interrupted")
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         return outcomes
 
     def _note(self, out: Outcome) -> None:
@@ -223,18 +230,15 @@ class Downloader:
         self._stop.set()
 
 
+_REASONS = re.compile(
+    r"Connection refused|Name or service not known|Temporary failure in name resolution|"
+    r"Network is unreachable|No route to host|IncompleteRead\([^)]*\)|Connection reset by peer|"
+    r"Read timed out|Remote end closed connection without response|too many \d+ error responses"
+)
+
+
 def _why(exc: BaseException) -> str:
+    """The phrase that says what went wrong, out of requests' nested exception text."""
     text = str(exc)
-    for key in (
-        "Connection refused",
-        "Name or service not known",
-        "IncompleteRead",
-        "Connection broken",
-        "Read timed out",
-        "Max retries exceeded",
-        "too many 5",
-    ):
-        if key in text:
-            i = text.index(key)
-            return text[i : i + 80].split("'")[0].rstrip(" ,(")
-    return text[:120]
+    m = _REASONS.search(text)
+    return m.group(0) if m else text[:120]
