@@ -120,7 +120,7 @@ class FakeSkyServer(_Base):
         self.rows = rows
         self.row_cap = row_cap
         self.queries: list[str] = []
-        self.faults: list[int] = []  # HTTP statuses for the next requests
+        self.faults: list[int | None] = []  # HTTP statuses for the next requests (None: ok)
         self.lock = threading.Lock()
 
 
