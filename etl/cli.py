@@ -60,6 +60,10 @@ def split_inputs(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
         and not p.name.lower().endswith(".fits.gz")
     ]
     spectra = [p for p in inputs if p not in catalogs]
+    for folder in (p for p in spectra if p.is_dir()):  # a `startrack fetch` folder
+        catalogs += [
+            folder / n for n in ("catalog.parquet", "catalog.csv") if (folder / n).exists()
+        ]
     return catalogs, spectra
 
 

@@ -157,3 +157,30 @@ def test_api_star(dashboard_app, snap) -> None:  # noqa: F811
     assert bad.status_code == 400 and "not a star id" in bad.get_json()["error"]
     missing = client.get("/api/star/0001-40000-0001")
     assert missing.status_code == 404 and "not in the warehouse" in missing.get_json()["error"]
+
+
+def test_star_page_links_to_skyserver_and_the_sas_file(pages, snap) -> None:
+    from startrack.sdss_urls import star_links
+
+    star_id = _spectrum_star(snap)
+    rec = data.star_record(snap, star_id)
+    _, _, info, _ = pages["star"].lookup(None, None, initial=star_id)
+    found = {}
+
+    def walk(c) -> None:
+        if getattr(c, "id", None) in ("star-skyserver", "star-sas"):
+            found[c.id] = c.href
+        for child in getattr(c, "children", None) or []:
+            if not isinstance(child, str):
+                walk(child)
+
+    for c in info:
+        walk(c)
+    plate, mjd, fiber = (int(x) for x in star_id.split("-"))
+    assert found["star-skyserver"] == (
+        "https://skyserver.sdss.org/dr17/VisualTools/explore/summary"
+        f"?plate={plate}&mjd={mjd}&fiber={fiber}"
+    )
+    assert found["star-sas"] == star_links(plate, mjd, fiber, rec.get("specobjid"))["sas"]
+    assert found["star-sas"].endswith(f"/{plate:04d}/spec-{star_id}.fits")
+    assert "/spectra/lite/" in found["star-sas"]

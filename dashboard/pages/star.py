@@ -19,6 +19,7 @@ from startrack.dashboard.components import card, control, error_alert, fmt, info
 from startrack.dashboard.lines import DEFAULT_GROUPS, GROUPS
 from startrack.dashboard.star_ids import EXAMPLE, InvalidStarId, from_parts, parse_star_id
 from startrack.labels import within_one_subtype
+from startrack.sdss_urls import star_links
 from startrack.warehouse.store import WarehouseEmpty
 
 log = logging.getLogger(__name__)
@@ -422,6 +423,11 @@ def star_info(snap, star_id: str, rec: dict) -> list:
         ]
     )
     model = preds["model_version"].iloc[0] if not preds.empty else None
+    links = star_links(rec["plate"], rec["mjd"], rec["fiberid"], rec.get("specobjid"))
+    sdss = [  # the same URLs `startrack fetch` downloads from
+        html.A(text, href=links[key], id=f"star-{key}", target="_blank", className="small me-3")
+        for key, text in (("skyserver", "SkyServer"), ("sas", "SAS spec-lite"))
+    ]
     header = html.Div(
         [
             html.H4(
@@ -429,6 +435,7 @@ def star_info(snap, star_id: str, rec: dict) -> list:
             ),
             dcc.Link("permalink", href=f"/star/{star_id}", className="small me-3"),
             html.A("JSON", href=f"/api/star/{star_id}", className="small me-3", target="_blank"),
+            *sdss,
             html.Span(
                 f"snapshot {snap.id}" + (f" · model {model}" if model else ""),
                 className="small text-muted",
