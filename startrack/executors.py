@@ -63,8 +63,14 @@ def add_scheduler_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_scheduler(cli_value: str | None) -> str | None:
-    """--scheduler, else $STARTRACK_SCHEDULER, else None (the local process pool)."""
+    """--scheduler, else $STARTRACK_SCHEDULER, else None (the local process pool).
+
+    A scheduler address is checked here, as the command starts: a wrong one fails at once,
+    before the writer lock is taken or any data is read.
+    """
     value = (cli_value or os.environ.get(ENV_SCHEDULER) or "").strip()
+    if value and local_workers(value) is None:
+        _probe(scheduler_address(value))
     return value or None
 
 
