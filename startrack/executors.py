@@ -146,9 +146,26 @@ class Runner:
         for item in items:
             pending.append(self.submit(fn, item))
             if len(pending) >= window:
-                yield _result(pending.pop(0))
+                yield self._result(pending.pop(0))
         while pending:
-            yield _result(pending.pop(0))
+            yield self._result(pending.pop(0))
+
+    def _result(self, future: Future) -> Any:
+        """A task's result; on a cluster, a task that failed for good is one clear line."""
+        try:
+            return future.result()
+        except Exception as exc:
+            if self.client is None:
+                raise
+            if type(exc).__name__ == "KilledWorker":
+                raise SchedulerUnavailable(
+                    f"a task died with every worker it was tried on ({exc}); check the "
+                    "workers' memory limit and logs; nothing was published"
+                ) from None
+            raise SchedulerUnavailable(
+                f"a task failed on the Dask cluster after {TASK_RETRIES} retries: "
+                f"{type(exc).__name__}: {exc}; nothing was published"
+            ) from None
 
     def require_shared(self, directory: Path) -> None:
         """Every worker must read and write ``directory`` at the same path (a shared FS)."""
@@ -157,7 +174,10 @@ class Runner:
         directory.mkdir(parents=True, exist_ok=True)
         token = secrets.token_hex(8)
         probe = directory / f".probe-{token}"
-        probe.write_text(token)
+        try:
+            probe.write_text(token)
+        except OSError as exc:
+            raise SchedulerUnavailable(f"cannot write to {directory}: {exc.strerror}") from None
         try:
             answers = self.client.run(_check_shared, str(probe), token)
         finally:
@@ -183,18 +203,6 @@ def _check_shared(probe: str, token: str) -> str | None:
     except OSError as exc:
         return f"{type(exc).__name__}: {exc.strerror or exc}"
     return None
-
-
-def _result(future: Future) -> Any:
-    try:
-        return future.result()
-    except Exception as exc:
-        if type(exc).__name__ == "KilledWorker":
-            raise SchedulerUnavailable(
-                f"a task failed on every worker it was tried on ({exc}); check the workers' "
-                "memory limit and logs"
-            ) from None
-        raise
 
 
 @contextmanager

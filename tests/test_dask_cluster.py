@@ -25,7 +25,7 @@ from startrack.cli import main
 from startrack.etl import ingest_cluster
 from startrack.etl.ingest import ingest
 from startrack.etl.simulate import simulate_survey
-from startrack.executors import _check_shared, open_executor
+from startrack.executors import SchedulerUnavailable, _check_shared, open_executor
 from startrack.ml.score import score_warehouse, train_and_publish
 from startrack.ml.score_cluster import model_loads
 from startrack.ml.train import TrainConfig
@@ -240,3 +240,15 @@ def test_workers_must_see_the_shared_directory(tmp_path, cluster):
         (tmp_path / "probe").write_text("other")
         differs = runner.client.run(_check_shared, str(tmp_path / "probe"), "x")
         assert all("other content" in v for v in differs.values())
+
+
+def _fails(path: str) -> None:
+    Path(path).read_text()  # a file no worker has
+
+
+def test_a_task_that_keeps_failing_is_one_line_after_its_retries(tmp_path, cluster):
+    with open_executor(cluster, 1) as runner, pytest.raises(SchedulerUnavailable) as info:
+        list(runner.map(_fails, [str(tmp_path / "missing.fits")]))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "after 2 retries: FileNotFoundError" in message and "nothing was published" in message
