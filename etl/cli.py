@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from startrack.executors import add_scheduler_argument, resolve_scheduler
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -33,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="more inputs: .csv/.parquet files are catalogs, FITS files and folders are spectra",
     )
     parser.add_argument("--workers", type=int, default=2, help="reader processes (default 2)")
+    add_scheduler_argument(parser)
     parser.add_argument(
         "--strict",
         action="store_true",
@@ -85,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         wait=args.wait,
         progress=not args.no_progress and sys.stderr.isatty(),
         command=" ".join(["ingest", *map(str, catalogs), *map(str, spectra)]),
+        scheduler=resolve_scheduler(args.scheduler),
     )
     print(report.summary())
     for r in report.rejects[: args.show_rejects]:

@@ -155,8 +155,12 @@ def ingest(
     wait: float = 0.0,
     progress: bool = True,
     command: str = "ingest",
+    scheduler: str | None = None,
 ) -> IngestReport:
-    """Ingest catalogs and spectra into a new snapshot; see the module docstring."""
+    """Ingest catalogs and spectra into a new snapshot; see the module docstring.
+
+    ``scheduler``: a Dask scheduler address or local[:N] (startrack.executors); None = the pool.
+    """
     catalogs = [Path(c) for c in catalogs]
     for cat in catalogs:
         if not cat.exists():
@@ -169,7 +173,12 @@ def ingest(
     with warehouse.writer(command=command, wait=wait) as w:
         report = IngestReport(run_id=w.id, spectra_files=len(spec_files))
         report.rejects.extend(found_rejects)
-        index = _ingest_spectra(w, spec_files, report, workers, progress)
+        if scheduler is None:
+            index = _ingest_spectra(w, spec_files, report, workers, progress)
+        else:  # workers write the spectrum parts themselves (etl/ingest_cluster.py)
+            from startrack.etl.ingest_cluster import ingest_spectra_on_cluster
+
+            index = ingest_spectra_on_cluster(w, spec_files, report, scheduler, progress)
         cat_parts = _ingest_catalogs(w, catalogs, report)
         spec_stars = w.scratch("spectrum_stars.parquet")
         pq.write_table(index.pop("stars"), spec_stars)

@@ -25,10 +25,8 @@ import math
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +51,7 @@ from startrack.etl.templates import (
     star_flux,
     teff_range,
 )
+from startrack.executors import add_scheduler_argument, open_executor, resolve_scheduler
 from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
 from startrack.labels import MK_LETTERS, normalize_subclass
 
@@ -668,12 +667,15 @@ def simulate_survey(
     workers: int,
     bad_files: int = 0,
     variety: bool = True,
+    scheduler: str | None = None,
 ) -> SimulationSummary:
     """Write a simulated survey (catalog.csv + spectra/) into `out_dir`.
 
     ``variety`` (the default) makes every star its own: a type between the templates, a
     luminosity class and metallicity, rotation and resolution (``star_template``); False
-    renders each star from its subclass template exactly (an oracle's survey, for tests)."""
+    renders each star from its subclass template exactly (an oracle's survey, for tests).
+    ``scheduler``: render on a Dask cluster (startrack.executors); `out_dir` must be shared.
+    """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     spectra_dir = out_dir / SPECTRA_DIR
@@ -700,14 +702,15 @@ def simulate_survey(
     chunks = [records[i : i + chunk] for i in range(0, len(records), chunk)]
     results: list[RenderedStar] = []
     progress = tqdm(total=len(records), desc="spectra", unit="star", disable=not records)
-    if workers <= 1 or len(chunks) <= 1:
+    if scheduler is None and (workers <= 1 or len(chunks) <= 1):
         for part in chunks:
             results.extend(render_chunk(part, seed, str(spectra_dir), templates_path))
             progress.update(len(part))
     else:
         for key in families:
             _context(key)  # build once; forked workers inherit it
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        with open_executor(scheduler, workers, mp_context="fork") as pool:
+            pool.require_shared(spectra_dir)
             futures = [
                 pool.submit(render_chunk, part, seed, str(spectra_dir), templates_path)
                 for part in chunks
@@ -790,6 +793,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write N corrupt spectrum files (truncated, not FITS, all-zero ivar) "
         "to demonstrate the ETL's rejects (default: none)",
     )  # fmt: skip
+    add_scheduler_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -805,6 +809,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             bad_files=args.with_bad_files,
             variety=not args.exact_templates,
+            scheduler=resolve_scheduler(args.scheduler),
         )
     except (ValueError, FileNotFoundError) as exc:
         log.error("simulate: %s", exc)

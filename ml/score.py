@@ -379,12 +379,17 @@ def replace_rows(base, name: str, new: pd.DataFrame, version: str, branches) -> 
 
 
 def score_warehouse(
-    warehouse, full: bool = False, progress: bool = True, wait: float = 0.0
+    warehouse,
+    full: bool = False,
+    progress: bool = True,
+    wait: float = 0.0,
+    scheduler: str | None = None,
 ) -> dict:
     """Score stars with the current model; publish predictions, metrics and the run.
 
     Holds the writer lock from start to end: one scoring run at a time, and the predictions it
-    publishes always belong to the snapshot it read.
+    publishes always belong to the snapshot it read. ``scheduler``: a Dask cluster scores the
+    batches (startrack.executors, ml/score_cluster.py); None scores in this process.
     """
     import duckdb
 
@@ -433,8 +438,14 @@ def score_warehouse(
         parts: list[str] = []
         if keep is not None and keep.num_rows:
             parts.append(_write_part(w, keep.cast(PREDICTIONS), len(parts)))
-        for table in _score_stream(snap, model, meta, todo, run_id, progress):
-            parts.append(_write_part(w, table.cast(PREDICTIONS), len(parts)))
+        if scheduler is None:
+            for table in _score_stream(snap, model, meta, todo, run_id, progress):
+                parts.append(_write_part(w, table.cast(PREDICTIONS), len(parts)))
+        else:  # workers load the model once each and write their own parts
+            from startrack.ml.score_cluster import score_on_cluster
+
+            artifact = warehouse.root / mrow["path"]
+            parts += score_on_cluster(scheduler, w, snap, artifact, todo, run_id, _now(), progress)
         n_scored = len(todo)
         n_spec = int(todo["has_spectrum"].fillna(False).astype(bool).sum())
         if parts:

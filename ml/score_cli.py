@@ -8,6 +8,8 @@ import re
 import sys
 import time
 
+from startrack.executors import add_scheduler_argument, resolve_scheduler
+
 log = logging.getLogger(__name__)
 
 
@@ -22,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--wait", type=float, default=300.0, help="wait for another writer (300 s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_scheduler_argument(parser)
 
 
 def parse_interval(text: str) -> float:
@@ -41,7 +44,13 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and sys.stderr.isatty()
     while True:
         try:
-            run = score_warehouse(wh, full=args.full, progress=progress, wait=args.wait)
+            run = score_warehouse(
+                wh,
+                full=args.full,
+                progress=progress,
+                wait=args.wait,
+                scheduler=resolve_scheduler(args.scheduler),
+            )
             print(
                 f"scoring {run['run_id']} ({run['mode']}): scored {run['stars_scored']:,} of "
                 f"{run['stars_total']:,} stars ({run['spectra_scored']:,} with spectra) in "
