@@ -97,13 +97,27 @@ def template_fit(templates_path: Path | None, data, rows: np.ndarray) -> dict:
     }
 
 
-def train(data, budget: float, seed: int, threads: int | None, drop_label: str | None = None):
+def train(
+    data,
+    budget: float,
+    seed: int,
+    threads: int | None,
+    drop_label: str | None = None,
+    augment: dict | None = None,
+    model_options: dict | None = None,
+):
     from startrack.ml.train import TrainConfig, train_model
 
     if drop_label is not None:  # leave-one-subtype-out: those stars have no label to learn
         data = data.without_label(drop_label)
     t0 = time.perf_counter()
-    cfg = TrainConfig(time_budget_s=budget, seed=seed, threads=threads)
+    cfg = TrainConfig(
+        time_budget_s=budget, seed=seed, threads=threads, model_options=model_options or {}
+    )
+    for key, value in (augment or {}).items():
+        if not hasattr(cfg.augment, key):
+            raise SystemExit(f"--augment: AugmentConfig has no field {key!r}")
+        setattr(cfg.augment, key, value)
     res = train_model(data, cfg, progress=False)
     info = {
         "train_s": round(time.perf_counter() - t0),
@@ -124,6 +138,22 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 on a busy, shared machine)"
+    )
+    ap.add_argument(
+        "--augment",
+        type=json.loads,
+        default={},
+        help='AugmentConfig fields as JSON, e.g. {"p_lines": 0.5}',
+    )
+    ap.add_argument(
+        "--model-options", type=json.loads, default={}, help="ModelConfig fields, JSON (ablation)"
+    )
+    ap.add_argument(
+        "--train-on",
+        nargs="+",
+        default=["builtin", "sdss"],
+        choices=["builtin", "sdss"],
+        help="families to train on (each is tested on the other)",
     )
     ap.add_argument("--out", type=Path, default=Path("transfer.json"))
     args = ap.parse_args()
@@ -152,8 +182,10 @@ def main() -> int:
     def save() -> None:
         args.out.write_text(json.dumps(results, indent=1, default=str))
 
-    for name, other in (("builtin", "sdss"), ("sdss", "builtin")):
-        res, info = train(data[name], args.time_budget, args.seed, args.threads)
+    opts = {"augment": args.augment, "model_options": args.model_options}
+    for name in args.train_on:
+        other = "sdss" if name == "builtin" else "builtin"
+        res, info = train(data[name], args.time_budget, args.seed, args.threads, **opts)
         d, o = data[name], data[other]
         known = d.stars["label"].isin(res.meta["labels"]).to_numpy()
         test = np.flatnonzero((d.split == "test") & (d.spec_row >= 0) & known)
@@ -167,7 +199,7 @@ def main() -> int:
         save()
     if args.leave_out:
         d = data["builtin"]
-        res, info = train(d, args.time_budget, args.seed, args.threads, args.leave_out)
+        res, info = train(d, args.time_budget, args.seed, args.threads, args.leave_out, **opts)
         rows = np.flatnonzero((d.spec_row >= 0) & (d.stars["label"] == args.leave_out).to_numpy())
         from startrack.ml.inference import predict_arrays
         from startrack.ml.train import _subset

@@ -107,6 +107,9 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-2
     label_smoothing: float = 0.05
+    #: Share of an MK star's target spread over nearby types (Gaussian, type_sigma subtypes).
+    type_smoothing: float = 0.3
+    type_sigma: float = 2.0
     #: Spectrum stars are drawn with probability ~ count(class)^-sample_power (with
     #: replacement): rare classes are seen often, with fresh augmentations each time.
     sample_power: float = 0.5
@@ -147,6 +150,29 @@ def class_set(labels: pd.Series, min_count: int) -> list[str]:
     counts = labels.dropna().value_counts()
     keep = [lab for lab, c in counts.items() if c >= min_count]
     return sorted(keep, key=sort_key)
+
+
+def type_targets(classes: list[str], share: float, sigma: float) -> torch.Tensor:
+    """(K, K) soft targets: for an MK class, ``share`` of the target spread over MK classes
+    by a Gaussian in spectral type (``sigma`` subtypes); other classes stay one-hot.
+
+    Neighbouring subtypes are less wrong than distant ones, and real stars sit between the
+    classes: the loss says so, which keeps misses near the truth and gives a posterior whose
+    mean is a meaningful continuous type (quality.continuous_type)."""
+    k = len(classes)
+    out = torch.eye(k)
+    spectral = [normalize_subclass(c).spectral_type for c in classes]
+    types = torch.tensor([float("nan") if t is None else t for t in spectral])
+    mk = torch.isfinite(types)
+    if share <= 0 or sigma <= 0 or int(mk.sum()) < 2:
+        return out
+    t = types[mk]
+    kernel = torch.exp(-0.5 * ((t[:, None] - t[None, :]) / sigma) ** 2)
+    kernel = kernel / kernel.sum(1, keepdim=True)
+    rows = torch.nonzero(mk).flatten()
+    block = (1 - share) * torch.eye(len(rows)) + share * kernel
+    out[rows[:, None], rows[None, :]] = block
+    return out
 
 
 def neighbour_matrix(classes: list[str]) -> torch.Tensor:
@@ -250,6 +276,7 @@ def train_model(
     mk_class = torch.as_tensor(
         [normalize_subclass(c).family == "MK" for c in classes], dtype=torch.bool
     )
+    soft_targets = type_targets(classes, cfg.type_smoothing, cfg.type_sigma)
 
     mcfg = ModelConfig(
         n_classes=len(classes),
@@ -296,6 +323,7 @@ def train_model(
         spec_weights,
         neighbours,
         mk_class,
+        soft_targets,
         gen,
         cfg,
     )
@@ -478,6 +506,7 @@ class _Batches:
     spec_weights: torch.Tensor  #: per class, stars with a spectrum
     neighbours: torch.Tensor
     mk_class: torch.Tensor
+    soft_targets: torch.Tensor  #: (K, K) training target per true class (type_targets)
     gen: torch.Generator
     cfg: TrainConfig
 
@@ -490,7 +519,7 @@ def _train_step(model: StarClassifier, idx: np.ndarray, b: _Batches) -> dict[str
     raw = torch.from_numpy(b.raw[idx])
     magerr = torch.from_numpy(b.magerr[idx])
     yb = torch.from_numpy(b.y[idx])
-    targets = F.one_hot(yb, len(b.weights)).float()
+    targets = b.soft_targets[yb]
     ebv = torch.zeros(len(idx))
     x = None
     if bool(has.any()):

@@ -210,3 +210,16 @@ def test_a_spectrum_unlike_any_training_star_is_flagged_out_of_distribution():
     flagged = np.array(["out_of_distribution" in f for f in flags])
     assert flagged[odd].all()
     assert flagged[10:].mean() <= 0.1  # stars like the training ones mostly pass
+
+
+def test_training_targets_make_neighbouring_types_less_wrong():
+    from startrack.ml.train import type_targets
+
+    classes = ["A0", "G2", "K1", "K3", "K5", "WD"]
+    t = type_targets(classes, share=0.3, sigma=2.0)
+    torch.testing.assert_close(t.sum(1), torch.ones(len(classes)))
+    k3 = t[classes.index("K3")].tolist()
+    assert k3[3] > k3[2] > k3[1] > k3[0]  # K3 > K1 > G2 > A0
+    assert k3[2] == pytest.approx(k3[4])  # K1 and K5 are both two subtypes away
+    assert torch.equal(t[classes.index("WD")], torch.eye(len(classes))[-1])  # not on MK
+    assert torch.equal(type_targets(classes, 0.0, 2.0), torch.eye(len(classes)))
