@@ -132,6 +132,7 @@ class _SasHandler(_Handler):
         name = path.rsplit("/", 1)[-1]
         with app.lock:
             app.requests[name] += 1
+            app.times.append(time.monotonic())
             faults = app.faults.get(name)
             fault = faults.pop(0) if faults else None
         body = app.files.get(path)
@@ -178,6 +179,7 @@ class FakeSAS(_Base):
         self.files: dict[str, Path] = {}  # URL path -> file served
         self.faults: dict[str, list[str]] = {}
         self.requests: Counter[str] = Counter()
+        self.times: list[float] = []  # when each request arrived
         self.slow_seconds = 3.0
         self.dribble_seconds = 0.0
         self.lock = threading.Lock()

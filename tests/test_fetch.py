@@ -273,6 +273,19 @@ def test_spectra_survive_every_fault_and_a_second_run_downloads_nothing(tmp_path
         assert "already here 11" in capsys.readouterr().out
 
 
+def test_the_rate_cap_holds_across_workers(tmp_path) -> None:
+    rows, files = _survey(tmp_path, 13, with_real=False)
+    with FakeSkyServer(rows) as sky, FakeSAS() as sas:
+        _serve_all(sas, rows, files)
+        args = _argv(tmp_path / "out", sky, sas, "--spectra", "all", "--workers", "8")
+        args[args.index("--rate") + 1] = "8"
+        assert main(args) == 0
+        times = sorted(sas.times)
+    assert len(times) == 13
+    # 13 requests at most 8 per second, evenly spaced: the last starts >= 12/8 s after the first
+    assert times[-1] - times[0] >= 12 / 8 - 0.05
+
+
 def test_a_file_that_never_comes_whole_fails_with_its_reason(tmp_path, capsys) -> None:
     rows, files = _survey(tmp_path, 3, with_real=False)
     bad = spec_name(rows[0]["plate"], rows[0]["mjd"], rows[0]["fiberID"])

@@ -54,7 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "everything asked for arrived or is a 404 on the server; 1 when files failed after "
         "retries; 2 for bad input, bad SQL (the server's message) or an unreachable server."
     )
-    parser.add_argument("--out", "-o", type=Path, required=True, metavar="DIR", help="folder")
+    parser.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for catalog.parquet, spectra/ and fetch.json (the same DIR resumes)",
+    )
     parser.add_argument(
         "--release",
         type=int,
