@@ -245,7 +245,7 @@ def _dask_client(scheduler: str) -> Iterator[Any]:
             memory_limit=WORKER_MEMORY,
             host="127.0.0.1",
             scheduler_port=0,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never clash with 8787
             silence_logs=logging.ERROR,
         )
         try:

@@ -40,7 +40,7 @@ def cluster():
         processes=True,
         host="127.0.0.1",
         scheduler_port=0,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never clash with 8787
         memory_limit="1.5GiB",
     ) as lc:
         yield lc.scheduler_address
