@@ -225,7 +225,7 @@ def open_executor(
             yield Runner(pool=pool, workers=workers)
         return
     with _dask_client(scheduler) as client:
-        n = len(client.scheduler_info(n_workers=-1)["workers"])
+        n = len(client.nthreads())
         log.info("running on Dask scheduler %s with %d workers", client.scheduler.address, n)
         yield Runner(client=client, workers=max(1, n))
 
@@ -263,7 +263,7 @@ def _dask_client(scheduler: str) -> Iterator[Any]:
             f"cannot connect to the Dask scheduler at {address}: {exc}"
         ) from None
     try:
-        if not client.scheduler_info(n_workers=-1)["workers"]:
+        if not client.nthreads():
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
     except TimeoutError:
         client.close()
