@@ -50,7 +50,7 @@ def make_cluster(n: int):
 
     t = time.perf_counter()
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           scheduler_port=0, dashboard_address=None, memory_limit=WORKER_MEMORY,
+                           scheduler_port=0, dashboard_address=":0", memory_limit=WORKER_MEMORY,
                            silence_logs=logging.ERROR)  # fmt: skip
     client = Client(cluster)
     # what every worker imports on its first task anyway (torch included), so start-up is

@@ -225,7 +225,7 @@ def open_executor(
             yield Runner(pool=pool, workers=workers)
         return
     with _dask_client(scheduler) as client:
-        n = len(client.scheduler_info(n_workers=-1)["workers"])
+        n = len(client.nthreads())
         log.info("running on Dask scheduler %s with %d workers", client.scheduler.address, n)
         yield Runner(client=client, workers=max(1, n))
 
@@ -245,7 +245,7 @@ def _dask_client(scheduler: str) -> Iterator[Any]:
             memory_limit=WORKER_MEMORY,
             host="127.0.0.1",
             scheduler_port=0,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never clash with 8787
             silence_logs=logging.ERROR,
         )
         try:
@@ -263,7 +263,7 @@ def _dask_client(scheduler: str) -> Iterator[Any]:
             f"cannot connect to the Dask scheduler at {address}: {exc}"
         ) from None
     try:
-        if not client.scheduler_info(n_workers=-1)["workers"]:
+        if not client.nthreads():
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
     except TimeoutError:
         client.close()

@@ -25,7 +25,14 @@ from startrack.cli import main
 from startrack.etl import ingest_cluster
 from startrack.etl.ingest import ingest
 from startrack.etl.simulate import simulate_survey
-from startrack.executors import SchedulerUnavailable, _check_shared, open_executor
+from startrack.executors import (
+    SchedulerUnavailable,
+    _check_shared,
+    local_workers,
+    open_executor,
+    resolve_scheduler,
+    scheduler_address,
+)
 from startrack.ml.score import score_warehouse, train_and_publish
 from startrack.ml.score_cluster import model_loads
 from startrack.ml.train import TrainConfig
@@ -40,7 +47,7 @@ def cluster():
         processes=True,
         host="127.0.0.1",
         scheduler_port=0,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never clash with 8787
         memory_limit="1.5GiB",
     ) as lc:
         yield lc.scheduler_address
@@ -252,3 +259,15 @@ def test_a_task_that_keeps_failing_is_one_line_after_its_retries(tmp_path, clust
     message = str(info.value)
     assert "\n" not in message
     assert "after 2 retries: FileNotFoundError" in message and "nothing was published" in message
+
+
+def test_scheduler_addresses_are_read_as_a_dask_user_writes_them(monkeypatch):
+    assert local_workers("local:3") == 3 and local_workers("LOCAL") == (os.cpu_count() or 1)
+    assert local_workers("tcp://10.0.0.5:8786") is None
+    assert scheduler_address("10.0.0.5:8786") == "tcp://10.0.0.5:8786"
+    assert scheduler_address("tls://head-node:8786/") == "tls://head-node:8786"
+    monkeypatch.delenv("STARTRACK_SCHEDULER", raising=False)
+    assert resolve_scheduler(None) is None  # no option, no variable: the local pool
+    monkeypatch.setenv("STARTRACK_SCHEDULER", "local:2")
+    assert resolve_scheduler(None) == "local:2"
+    assert resolve_scheduler("local:1") == "local:1"  # the option wins
