@@ -50,7 +50,13 @@ def load() -> list[float]:
 
 # ----------------------------------------------------------------------------- data
 def survey_warehouse(
-    workdir: Path, name: str, n_stars: int, n_spectra: int, seed: int, templates: Path | None
+    workdir: Path,
+    name: str,
+    n_stars: int,
+    n_spectra: int,
+    seed: int,
+    templates: Path | str | None,
+    variety: bool = True,
 ):
     """Simulate + ingest once; a later run with the same sizes reuses the warehouse."""
     from startrack.etl.ingest import ingest
@@ -73,6 +79,7 @@ def survey_warehouse(
         templates=templates,
         labels_from=LABELS if templates is not None else None,
         workers=os.cpu_count() or 2,
+        variety=variety,
     )
     t1 = time.perf_counter()
     ingest(

@@ -105,6 +105,7 @@ def train(
     drop_label: str | None = None,
     augment: dict | None = None,
     model_options: dict | None = None,
+    options: dict | None = None,
 ):
     from startrack.ml.train import TrainConfig, train_model
 
@@ -114,6 +115,10 @@ def train(
     cfg = TrainConfig(
         time_budget_s=budget, seed=seed, threads=threads, model_options=model_options or {}
     )
+    for key, value in (options or {}).items():
+        if not hasattr(cfg, key):
+            raise SystemExit(f"--train-options: TrainConfig has no field {key!r}")
+        setattr(cfg, key, value)
     for key, value in (augment or {}).items():
         if not hasattr(cfg.augment, key):
             raise SystemExit(f"--augment: AugmentConfig has no field {key!r}")
@@ -149,6 +154,14 @@ def main() -> int:
         "--model-options", type=json.loads, default={}, help="ModelConfig fields, JSON (ablation)"
     )
     ap.add_argument(
+        "--train-options", type=json.loads, default={}, help="TrainConfig fields, JSON (ablation)"
+    )
+    ap.add_argument(
+        "--exact-train",
+        action="store_true",
+        help="train on surveys rendered from the exact templates (the previous simulator)",
+    )
+    ap.add_argument(
         "--train-on",
         nargs="+",
         default=["builtin", "sdss"],
@@ -178,15 +191,29 @@ def main() -> int:
         )
         data[name] = load_training_data(wh.current())
         results[f"survey_{name}"] = info
+    train_data = dict(data)
+    if args.exact_train:
+        for k, (name, tpl) in enumerate(fams.items()):
+            if name in args.train_on:
+                wh, info = survey_warehouse(
+                    args.workdir, f"{name}-exact", args.stars, args.spectra, 11 + k,
+                    tpl or "builtin", variety=False,
+                )  # fmt: skip
+                train_data[name] = load_training_data(wh.current())
+                results[f"survey_{name}_exact"] = info
 
     def save() -> None:
         args.out.write_text(json.dumps(results, indent=1, default=str))
 
-    opts = {"augment": args.augment, "model_options": args.model_options}
+    opts = {
+        "augment": args.augment,
+        "model_options": args.model_options,
+        "options": args.train_options,
+    }
     for name in args.train_on:
         other = "sdss" if name == "builtin" else "builtin"
-        res, info = train(data[name], args.time_budget, args.seed, args.threads, **opts)
-        d, o = data[name], data[other]
+        res, info = train(train_data[name], args.time_budget, args.seed, args.threads, **opts)
+        d, o = train_data[name], data[other]
         known = d.stars["label"].isin(res.meta["labels"]).to_numpy()
         test = np.flatnonzero((d.split == "test") & (d.spec_row >= 0) & known)
         every = np.flatnonzero(o.spec_row >= 0)

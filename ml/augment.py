@@ -34,8 +34,9 @@ class AugmentConfig:
     p_rv: float = 0.5
     max_rv_kms: float = 200.0
     p_redden: float = 0.5
-    #: Most SDSS stars are at high latitude (E(B-V) 95th percentile ~0.15).
-    max_ebv: float = 0.15
+    #: Most SDSS stars are at high latitude (E(B-V) 95th percentile ~0.15); real stars in the
+    #: plane reach further, and the photometry must not take dust for a later type.
+    max_ebv: float = 0.25
     p_continuum: float = 0.5
     continuum_sigma: float = 0.05
     p_noise: float = 0.3
@@ -51,7 +52,7 @@ class AugmentConfig:
     #: Scale line depths by a smooth random factor of wavelength (exp of a quadratic, mean 0,
     #: this sigma per coefficient): real stars of one subclass differ from its template in
     #: metallicity and gravity, which change how deep the lines are, not where they are.
-    p_lines: float = 0.0
+    p_lines: float = 0.3
     line_sigma: float = 0.15
     p_drop_band: float = 0.03
     default_magerr: float = 0.03

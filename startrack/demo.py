@@ -22,7 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--survey", type=Path, default=Path("demo-survey"), help="where the demo survey files go"
     )
     parser.add_argument("--stars", type=int, default=20_000, help="catalog stars (20000)")
-    parser.add_argument("--spectra", type=int, default=2_500, help="stars with spectra (2500)")
+    parser.add_argument(
+        "--spectra",
+        type=int,
+        default=4_000,
+        help="stars with spectra (4000: enough varied spectra for a model that types real stars)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="random seed (42)")
     parser.add_argument(
         "--templates",
@@ -41,9 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train-budget",
         type=float,
-        default=90.0,
+        default=150.0,
         metavar="SECONDS",
-        help="training time budget in seconds (default 90)",
+        help="training time budget in seconds (default 150)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="dashboard host (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8050, help="dashboard port (8050)")
