@@ -18,17 +18,19 @@ from dash import html
 
 from startrack.dashboard import data, overlay
 from startrack.dashboard.api import register_api
+from startrack.dashboard.api_stars import register_stars_api
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-PAGES = ("star", "accuracy", "explore", "runs", "sql")  # navbar order
+PAGES = ("star", "accuracy", "explore", "runs", "sql", "many")  # navbar order
 NAV = (
     ("Star", "/"),
     ("Accuracy", "/accuracy"),
     ("Explore", "/explore"),
     ("Runs", "/runs"),
     ("SQL", "/sql"),
+    ("Many stars", "/stars"),
 )
 
 _app: dash.Dash | None = None
@@ -96,6 +98,7 @@ def create_app(
         dash.State("nav-collapse", "is_open"),
     )(_toggle_nav)
     register_api(app.server)
+    register_stars_api(app.server)
     overlay.warm_up(data.templates_path())
     _app = app
     log.info("dashboard over %s", data.warehouse().root)
