@@ -100,8 +100,8 @@ def layout(**_query) -> html.Div:
             ),
             inputs,
             dcc.Store(id="many-source"),
-            dcc.Loading(html.Div(id="many-result"), type="default"),
             html.Div(downloads, id="many-download-box", style={"display": "none"}),
+            dcc.Loading(html.Div(id="many-result"), type="default"),
         ]
     )
 
@@ -155,7 +155,10 @@ def many_view(source: str | None, text: str | None, contents: str | None):
         shown[col] = shown[col].map(lambda v: f"{v:.5f}" if v == v else None)
     children = [
         html.P(_counts_line(s), id="many-summary", className="fw-semibold mb-2"),
-        card(f"Stars ({s['found']:,})", frame_table(shown, max_rows=SHOWN_ROWS)),
+        card(
+            f"Stars ({s['found']:,})",
+            html.Div(frame_table(shown, max_rows=SHOWN_ROWS), className="text-nowrap"),
+        ),
     ]
     if s["unknown"]:
         unknown = df.loc[~found, ["star_id", "input"]]

@@ -1,0 +1,110 @@
+"""The astronomer's tools in a real headless Chromium: many stars, downloads, cone search.
+
+Same server and browser fixtures as test_dashboard_browser; files the browser downloads land
+in a temporary folder (Chrome DevTools' download behaviour) and are read back like a user
+would, with pandas / astropy. Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from dashboard_fixtures import dashboard_app, dashboard_warehouse  # noqa: F401
+from test_dashboard_browser import (  # noqa: F401
+    _click,
+    _no_error_overlay,
+    _shot,
+    _type,
+    _wait,
+    browser,
+    server_url,
+)
+
+from startrack.dashboard import data
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def downloads(browser, tmp_path: Path) -> Path:  # noqa: F811
+    """A fresh folder the browser saves downloads into."""
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)}
+    )
+    return folder
+
+
+def _downloaded(folder: Path, name: str, timeout_s: float = 20) -> Path:
+    """Wait (bounded) until the browser has finished writing ``name``."""
+    path = folder / name
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and not list(folder.glob("*.crdownload")) and path.stat().st_size:
+            return path
+        time.sleep(0.2)
+    raise AssertionError(f"{name} was not downloaded; folder has {sorted(os.listdir(folder))}")
+
+
+def test_many_stars_paste_upload_and_download(browser, server_url, downloads, tmp_path) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    snap = data.current_snapshot()
+    known = snap.table("stars").to_pandas()["star_id"].sample(6, random_state=5).tolist()
+    browser.get(server_url + "/stars")
+    area = _wait(browser, "#many-text")
+    _type(area, "\n".join([known[0], f"spec-{known[1]}.fits", *known[2:], "1-51608-1", "xyz"]))
+    _click(browser, "many-go")
+    summary = _wait(browser, "#many-summary", "6 of 8 found")
+    assert "1 not in the warehouse" in summary.text and "1 unreadable" in summary.text
+    links = browser.find_elements(By.CSS_SELECTOR, "#many-result a.star-link")
+    assert [a.text for a in links[:6]] == known
+    assert "0001-51608-0001" in _wait(browser, "#many-unknown").text
+    assert "xyz" in _wait(browser, "#many-invalid").text
+    _no_error_overlay(browser)
+    _shot(browser, "many_stars")
+
+    _click(browser, "many-dl-csv")
+    table = pd.read_csv(_downloaded(downloads, "stars.csv"))
+    assert table["star_id"].iloc[:6].tolist() == known
+    assert table["found"].tolist() == [True] * 6 + [False, False]
+    _click(browser, "many-dl-parquet")
+    frame = pq.read_table(_downloaded(downloads, "stars.parquet")).to_pandas()
+    assert frame["fusion_label"].notna().sum() == 6
+
+    csv_file = tmp_path / "casjobs.csv"
+    rows = "\n".join(",".join(str(int(p)) for p in s.split("-")) for s in known[:3])
+    csv_file.write_text(f"plate,mjd,fiberID\n{rows}\n")
+    upload = browser.find_element(By.CSS_SELECTOR, "#many-upload input[type=file]")
+    upload.send_keys(str(csv_file))
+    _wait(browser, "#many-summary", "3 of 3 found")
+    _wait(browser, "#many-upload-name", "casjobs.csv")
+    _shot(browser, "many_stars_upload")
+
+
+def test_api_stars_from_outside_the_browser(server_url) -> None:  # noqa: F811
+    """A script's POST over real HTTP: JSON in, CSV out; a malformed body is a 400."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    star_id = data.current_snapshot().table("stars").to_pandas()["star_id"].iloc[0]
+    req = urllib.request.Request(
+        server_url + "/api/stars?format=csv", data=json.dumps([star_id]).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        table = pd.read_csv(io.BytesIO(resp.read()))
+    assert table["star_id"].tolist() == [star_id] and table["found"].tolist() == [True]
+    bad = urllib.request.Request(server_url + "/api/stars", data=b"{oops",
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(bad, timeout=30)
+    assert err.value.code == 400 and "not valid JSON" in err.value.read().decode()
