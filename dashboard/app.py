@@ -19,6 +19,7 @@ from dash import html
 from startrack.dashboard import data, overlay
 from startrack.dashboard.api import register_api
 from startrack.dashboard.api_stars import register_stars_api
+from startrack.dashboard.downloads import register_downloads
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def create_app(
     )(_toggle_nav)
     register_api(app.server)
     register_stars_api(app.server)
+    register_downloads(app.server)
     overlay.warm_up(data.templates_path())
     _app = app
     log.info("dashboard over %s", data.warehouse().root)

@@ -358,6 +358,8 @@ def confusion_stars(
     if branch not in MODEL_BRANCHES or not has_table(snap, "predictions"):
         return pd.DataFrame(columns=cols)
     split_sql = "AND p.split = ?" if split != "all" else ""
+    if split == "test_spectra":  # the test stars with a spectrum, as ml.score counts them
+        split, split_sql = "test", "AND p.split = ? AND s.has_spectrum"
     params = [version, branch, actual, predicted] + ([split] if split != "all" else []) + [limit]
     return query(
         snap,

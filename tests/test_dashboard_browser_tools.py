@@ -108,3 +108,58 @@ def test_api_stars_from_outside_the_browser(server_url) -> None:  # noqa: F811
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(bad, timeout=30)
     assert err.value.code == 400 and "not valid JSON" in err.value.read().decode()
+
+
+def test_spectrum_and_sql_downloads(browser, server_url, downloads) -> None:  # noqa: F811
+    from astropy.table import Table
+
+    snap = data.current_snapshot()
+    star_id = snap.table("spectra_index").to_pandas()["star_id"].iloc[4]
+    browser.get(f"{server_url}/star/{star_id}")
+    _wait(browser, "#star-spectrum-downloads", "FITS")
+    _click(browser, "star-dl-fits")
+    table = Table.read(_downloaded(downloads, f"startrack-spec-{star_id}.fits"), hdu="SPECTRUM")
+    spec = data.spectrum(snap, star_id)
+    assert (
+        len(table) == spec.pix_end - spec.pix_start and str(table["WAVELENGTH"].unit) == "Angstrom"
+    )
+    _click(browser, "star-dl-csv")
+    assert len(pd.read_csv(_downloaded(downloads, f"spec-{star_id}.csv"))) == len(table)
+    _shot(browser, "star_downloads")
+
+    browser.get(server_url + "/sql")
+    area = _wait(browser, "#sql-query")
+    _type(area, "SELECT label, count(*) AS n FROM stars GROUP BY label ORDER BY n DESC")
+    _click(browser, "sql-run")
+    _wait(browser, "#sql-summary", "rows")
+    _click(browser, "sql-download-csv")
+    result = pd.read_csv(_downloaded(downloads, "query.csv"))
+    assert result["n"].sum() == len(snap.table("stars"))
+    _no_error_overlay(browser)
+
+
+def test_confusion_cell_and_mislabel_downloads(browser, server_url, downloads) -> None:  # noqa: F811
+    snap = data.current_snapshot()
+    version = data.model_versions(snap)[0]
+    cells = data.confusion(snap, version, "fusion", "test")
+    cell = cells[cells["actual"] != cells["predicted"]].sort_values("n").iloc[-1]
+    browser.get(server_url + "/accuracy")
+    _wait(browser, "#acc-confusion .main-svg")
+    browser.execute_script(
+        "const gd = document.querySelector('#acc-confusion .js-plotly-plot');"
+        "gd.emit('plotly_click', {points: [{x: arguments[0], y: arguments[1], curveNumber: 0}]});",
+        cell["predicted"], cell["actual"],
+    )  # fmt: skip
+    _wait(browser, "#acc-cell-download")
+    _click(browser, "acc-cell-download")
+    name = f"confusion-fusion-test-{cell['actual']}-as-{cell['predicted']}.csv"
+    stars = pd.read_csv(_downloaded(downloads, name))
+    assert len(stars) == cell["n"] and set(stars["label"]) == {cell["predicted"]}
+    _shot(browser, "accuracy_cell_download")
+
+    browser.get(server_url + "/explore")
+    _wait(browser, "#exp-disagree-download")
+    _click(browser, "exp-disagree-download")
+    ranking = pd.read_csv(_downloaded(downloads, "candidate-mislabels-fusion.csv"))
+    assert len(ranking) and (ranking["actual"] != ranking["label"]).all()
+    _no_error_overlay(browser)

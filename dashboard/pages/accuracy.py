@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from startrack.dashboard import data, figures
+from startrack.dashboard import data, downloads, figures
 from startrack.dashboard.components import card, control, error_alert, frame_table, info_alert
 from startrack.warehouse.store import WarehouseEmpty
 
@@ -252,7 +252,13 @@ def cell_stars(click: dict | None, version: str | None, branch: str | None, spli
     )
     if stars.empty:
         return [title, html.P("no stars in this cell", className="text-muted small")]
-    return [title, frame_table(stars, max_rows=200)]
+    link = html.A(
+        "Download all stars of this cell (CSV)",
+        href=downloads.confusion_url(version, branch, split or "test", actual, predicted),
+        id="acc-cell-download",
+        className="small d-block mb-1",
+    )
+    return [title, link, frame_table(stars, max_rows=200)]
 
 
 callback(

@@ -6,7 +6,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
-from startrack.dashboard import data, figures
+from startrack.dashboard import data, downloads, figures
 from startrack.dashboard.components import card, control, error_alert, frame_table
 from startrack.warehouse.store import WarehouseEmpty
 
@@ -136,7 +136,15 @@ def explore_view(
         count,
         figures.sky_map_figure(pts, color),
         figures.color_color_figure(pts, color),
-        frame_table(disagree.rename(columns={"actual": "SDSS", "label": "predicted"})),
+        [
+            html.A(
+                "Download the ranking (CSV, up to 100,000 stars)",
+                href=downloads.mislabels_url("fusion", tuple(labels or ())),
+                id="exp-disagree-download",
+                className="small d-block mb-1",
+            ),
+            frame_table(disagree.rename(columns={"actual": "SDSS", "label": "predicted"})),
+        ],
     )
 
 

@@ -14,7 +14,7 @@ import dash_bootstrap_components as dbc
 import numpy as np
 from dash import Input, Output, State, callback, ctx, dcc, html
 
-from startrack.dashboard import data, figures, overlay
+from startrack.dashboard import data, figures, overlay, star_extras
 from startrack.dashboard.components import card, control, error_alert, fmt, info_alert
 from startrack.dashboard.lines import DEFAULT_GROUPS, GROUPS
 from startrack.dashboard.star_ids import EXAMPLE, InvalidStarId, from_parts, parse_star_id
@@ -161,6 +161,7 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
                     dbc.CardBody(
                         [
                             spectrum_controls,
+                            html.Div(id="star-spectrum-downloads", className="small mt-1"),
                             # the graph mounts with the first star: plotly.js (the biggest
                             # bundle) then loads only when there is a spectrum to draw
                             dcc.Loading(html.Div(id="star-graph-box"), type="default"),
@@ -509,6 +510,11 @@ callback(
     Input("star-smooth", "value"),
     Input("star-templates", "value"),
 )(spectrum_view)
+
+
+callback(Output("star-spectrum-downloads", "children"), Input("star-current", "data"))(
+    star_extras.spectrum_download_links
+)
 
 
 # ----------------------------------------------------------------------------- re-run
