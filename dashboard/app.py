@@ -24,7 +24,7 @@ from startrack.dashboard.downloads import register_downloads
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-PAGES = ("star", "accuracy", "explore", "runs", "sql", "many")  # navbar order
+PAGES = ("star", "accuracy", "explore", "runs", "sql", "many", "cone")  # navbar order
 NAV = (
     ("Star", "/"),
     ("Accuracy", "/accuracy"),
@@ -32,6 +32,7 @@ NAV = (
     ("Runs", "/runs"),
     ("SQL", "/sql"),
     ("Many stars", "/stars"),
+    ("Sky search", "/cone"),
 )
 
 _app: dash.Dash | None = None

@@ -2,7 +2,8 @@
 
 - ``/api/spectrum/<star>.csv`` and ``.fits`` — the star's gridded spectrum;
 - ``/api/confusion-stars.csv?version=&branch=&split=&actual=&predicted=`` — one confusion cell;
-- ``/api/mislabels.csv?branch=fusion&labels=A0,F5`` — the candidate-mislabel ranking.
+- ``/api/mislabels.csv?branch=fusion&labels=A0,F5`` — the candidate-mislabel ranking;
+- ``/api/cone?ra=&dec=&radius=[&format=csv]`` — a cone search (JSON by default).
 
 Errors are JSON with a one-line message: 400 for a malformed id or parameter, 404 for an
 unknown star or a star without a spectrum, 503 when nothing is published yet.
@@ -10,11 +11,12 @@ unknown star or a star without a spectrum, 503 when nothing is published yet.
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 
-from startrack.dashboard import data, spectrum_files
+from startrack.dashboard import data, sky_search, spectrum_files
 from startrack.dashboard.star_ids import InvalidStarId, parse_star_id
 from startrack.warehouse.store import WarehouseEmpty
 
@@ -113,4 +115,30 @@ def register_downloads(server: Flask) -> None:
         df = data.disagreements(snap, branch, labels, MAX_ROWS)
         return _attachment(
             df.to_csv(index=False).encode(), "text/csv", f"candidate-mislabels-{branch}.csv"
+        )
+
+    @server.route("/api/cone")
+    def api_cone():
+        args = request.args
+        try:
+            cone = sky_search.parse_cone(args.get("ra"), args.get("dec"), args.get("radius", "2"))
+            limit = int(args.get("limit", sky_search.DEFAULT_LIMIT))
+            if not 1 <= limit <= 10_000:
+                raise ValueError
+        except sky_search.BadPosition as exc:
+            return _error(str(exc), 400)
+        except ValueError:
+            return _error("limit must be a whole number from 1 to 10000", 400)
+        try:
+            snap = data.current_snapshot()
+        except WarehouseEmpty as exc:
+            return _error(str(exc), 503)
+        df = sky_search.cone_search(snap, cone, limit)
+        if args.get("format") == "csv":
+            return _attachment(df.to_csv(index=False).encode(), "text/csv", "cone.csv")
+        head = {"snapshot": snap.id, "ra": cone.ra, "dec": cone.dec, "radius_deg": cone.radius,
+                "n": len(df)}  # fmt: skip
+        stars = df.to_json(orient="records", date_format="iso")
+        return Response(
+            json.dumps(head)[:-1] + f', "stars": {stars}}}', mimetype="application/json"
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from astropy.coordinates import SkyCoord
 from dashboard_fixtures import dashboard_app, dashboard_warehouse  # noqa: F401
 from test_dashboard_browser import (  # noqa: F401
     _click,
@@ -163,3 +164,41 @@ def test_confusion_cell_and_mislabel_downloads(browser, server_url, downloads) -
     ranking = pd.read_csv(_downloaded(downloads, "candidate-mislabels-fusion.csv"))
     assert len(ranking) and (ranking["actual"] != ranking["label"]).all()
     _no_error_overlay(browser)
+
+
+def test_cone_search_and_sky_map_click(browser, server_url) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    snap = data.current_snapshot()
+    centre = snap.table("stars").to_pandas().iloc[17]
+    browser.get(f"{server_url}/cone")
+    _type(_wait(browser, "#cone-ra"), "banana")
+    _type(browser.find_element(By.ID, "cone-dec"), "12")
+    _click(browser, "cone-go")
+    _wait(browser, "#cone-result .alert", "not an angle")
+    ra_hms = SkyCoord(centre["ra"], centre["dec"], unit="deg").ra.to_string(
+        unit="hourangle", sep=":", precision=3
+    )
+    _type(browser.find_element(By.ID, "cone-ra"), ra_hms)
+    _type(browser.find_element(By.ID, "cone-dec"), f"{centre['dec']:.6f}")
+    _type(browser.find_element(By.ID, "cone-radius"), "3 deg")
+    _click(browser, "cone-go")
+    _wait(browser, "#cone-summary", "radius 3 deg")
+    first = _wait(browser, "#cone-result a.star-link")
+    assert first.text == centre["star_id"]
+    _no_error_overlay(browser)
+    _shot(browser, "cone_search")
+
+    browser.get(server_url + "/explore")
+    _wait(browser, "#exp-sky .main-svg")
+    _wait(browser, "#exp-count", "stars shown")
+    star_id = browser.execute_script(
+        "const gd = document.querySelector('#exp-sky .js-plotly-plot');"
+        "const tr = gd.data.find(t => t.customdata && t.customdata.length);"
+        "const pt = {customdata: tr.customdata[0], curveNumber: gd.data.indexOf(tr),"
+        " pointNumber: 0};"
+        "gd.emit('plotly_click', {points: [pt]}); return pt.customdata;"
+    )
+    _wait(browser, "#star-title-id", star_id)
+    assert browser.current_url.endswith(f"/star/{star_id}")
+    _shot(browser, "explore_click_to_star")

@@ -74,6 +74,7 @@ def layout(**_query) -> html.Div:
     )
     return html.Div(
         [
+            dcc.Location(id="exp-nav", refresh="callback-nav"),
             html.H4("Explore"),
             controls,
             html.P(id="exp-count", className="small text-muted"),
@@ -81,7 +82,7 @@ def layout(**_query) -> html.Div:
                 [
                     dbc.Col(
                         card(
-                            "Sky (RA/Dec)",
+                            "Sky (RA/Dec) — click a star to open it",
                             dcc.Loading(dcc.Graph(id="exp-sky", config={"displaylogo": False})),
                         ),
                         xs=12,
@@ -158,6 +159,27 @@ callback(
     Input("exp-snr", "value"),
     Input("exp-correct", "value"),
 )(explore_view)
+
+
+def open_clicked_star(click: dict | None):
+    """A click on a point of the sky map (or the color-color diagram) opens that star."""
+    points = (click or {}).get("points") or []
+    star_id = points[0].get("customdata") if points else None
+    if isinstance(star_id, list):
+        star_id = star_id[0] if star_id else None
+    return f"/star/{star_id}" if isinstance(star_id, str) and star_id else dash.no_update
+
+
+def _on_click(sky_click: dict | None, cc_click: dict | None):
+    return open_clicked_star(sky_click if dash.ctx.triggered_id == "exp-sky" else cc_click)
+
+
+callback(
+    Output("exp-nav", "href"),
+    Input("exp-sky", "clickData"),
+    Input("exp-cc", "clickData"),
+    prevent_initial_call=True,
+)(_on_click)
 
 
 dash.register_page(
