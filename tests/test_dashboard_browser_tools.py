@@ -202,3 +202,74 @@ def test_cone_search_and_sky_map_click(browser, server_url) -> None:  # noqa: F8
     _wait(browser, "#star-title-id", star_id)
     assert browser.current_url.endswith(f"/star/{star_id}")
     _shot(browser, "explore_click_to_star")
+
+
+_LABEL_BOXES = """
+const boxes = [...document.querySelectorAll('#star-spectrum .textpoint text')]
+  .map(t => t.getBoundingClientRect()).filter(r => r.width > 0)
+  .map(r => [r.left, r.right, r.top, r.bottom]);
+return boxes;
+"""
+
+
+def _overlaps(boxes: list[list[float]]) -> list[tuple]:
+    """Pairs of label boxes that overlap by more than a pixel each way."""
+    out = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            if min(a[1], b[1]) - max(a[0], b[0]) > 1 and min(a[3], b[3]) - max(a[2], b[2]) > 1:
+                out.append((a, b))
+    return out
+
+
+def test_line_labels_do_not_overprint_and_frame_is_shown(browser, server_url) -> None:  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    snap = data.current_snapshot()
+    star_id = snap.table("spectra_index").to_pandas()["star_id"].iloc[2]
+    browser.get(f"{server_url}/star/{star_id}")
+    _wait(browser, "#star-spectrum .textpoint text")
+    title = _wait(browser, "#star-spectrum .g-xtitle")
+    assert "observed frame" in title.text
+    boxes = browser.execute_script(_LABEL_BOXES)
+    assert len(boxes) >= 8 and not _overlaps(boxes)
+    browser.execute_script(
+        "Plotly.relayout(document.querySelector('#star-spectrum .js-plotly-plot'),"
+        " {'xaxis.range': [3780, 4150]});"
+    )
+    time.sleep(0.8)
+    zoomed = browser.execute_script(_LABEL_BOXES)
+    assert len(zoomed) >= 5 and not _overlaps(zoomed)  # H8..Hε, Ca II H & K all readable
+    _shot(browser, "spectrum_blue_end_zoomed")
+
+    rest = browser.find_element(By.XPATH, "//*[@id='star-frame']//label[contains(., 'rest')]")
+    driver_click = browser.execute_script
+    driver_click("arguments[0].click();", rest)
+    _wait(browser, "#star-spectrum .g-xtitle", "rest frame")
+    _no_error_overlay(browser)
+    _shot(browser, "spectrum_rest_frame")
+
+
+def test_runs_page_wide_tables_scroll_inside_their_card(browser, server_url) -> None:  # noqa: F811
+    browser.set_window_size(1000, 1400)
+    try:
+        browser.get(server_url + "/runs")
+        _wait(browser, "#runs-ingest_runs table")
+        page = browser.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth];"
+        )
+        assert page[0] <= page[1], f"the page scrolls sideways: {page}"
+        boxes = browser.execute_script(
+            "return [...document.querySelectorAll('[id^=runs-] .card')].map(c => {"
+            " const s = c.querySelector('.table-responsive'); const r = c.getBoundingClientRect();"
+            " return [c.parentElement.id, r.right, s ? s.scrollWidth : 0, s ? s.clientWidth : 0,"
+            " s ? getComputedStyle(s).overflowX : ''];});"
+        )
+        for name, right, scroll_w, client_w, overflow in boxes:
+            assert right <= 1000, f"{name} card runs off the page"
+            if scroll_w > client_w:
+                assert overflow == "auto", name  # the wide table scrolls inside its card
+        assert any(s > c for _, _, s, c, _ in boxes), "expected at least one wide runs table"
+        _shot(browser, "runs_narrow")
+    finally:
+        browser.set_window_size(1400, 1800)

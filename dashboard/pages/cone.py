@@ -86,6 +86,7 @@ def cone_view(ra: str | None, dec: str | None, radius: str | None):
         return [head, info_alert("no stars within the radius: try a larger one")]
     for col in ("ra", "dec"):
         df[col] = df[col].map(lambda v: f"{v:.5f}")
+    df["distance_arcsec"] = df["distance_arcsec"].map(lambda v: f"{v:,.1f}")
     title = f"{len(df)} star{'s' if len(df) != 1 else ''}" + (
         f" (the nearest {SHOWN})" if len(df) >= SHOWN else ""
     )

@@ -126,6 +126,22 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
                 lg=3,
             ),
             control(
+                "Wavelength frame",
+                dbc.RadioItems(
+                    id="star-frame",
+                    value="observed",
+                    inline=True,
+                    className="small",
+                    options=[
+                        {"label": "observed", "value": "observed"},
+                        {"label": "rest (z removed)", "value": "rest"},
+                    ],
+                ),
+                xs=12,
+                md=6,
+                lg=3,
+            ),
+            control(
                 "Template overlay",
                 dbc.Checklist(
                     id="star-templates",
@@ -459,7 +475,11 @@ def star_info(snap, star_id: str, rec: dict) -> list:
 
 # ----------------------------------------------------------------------------- spectrum
 def spectrum_view(
-    star_id: str | None, groups: list[str] | None, smooth: float | None, overlays: list[str] | None
+    star_id: str | None,
+    groups: list[str] | None,
+    smooth: float | None,
+    overlays: list[str] | None,
+    frame: str | None = "observed",
 ):
     """The spectrum figure of the current star (or a figure saying why there is none)."""
     if not star_id:
@@ -492,6 +512,7 @@ def spectrum_view(
         scaled = overlay.scale_template(flux.astype(np.float64), ivar, mask, tmpl[s:e])
         if scaled is not None:
             templates[name] = scaled
+    wave, note, line_z = star_extras.wavelength_frame(wave, rec.get("z"), frame or "observed")
     return figures.spectrum_figure(
         wave,
         flux,
@@ -500,6 +521,8 @@ def spectrum_view(
         line_groups=groups or [],
         smooth_px=float(smooth or 0),
         templates=templates,
+        frame_note=note,
+        line_redshift=line_z,
     )
 
 
@@ -509,6 +532,7 @@ callback(
     Input("star-lines", "value"),
     Input("star-smooth", "value"),
     Input("star-templates", "value"),
+    Input("star-frame", "value"),
 )(spectrum_view)
 
 
