@@ -23,7 +23,7 @@ FLUX_TITLE = "Flux [10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹]"
 WAVE_TITLE = "Wavelength [Å, vacuum]"
 MAX_POINTS = 1200  #: about one point per screen pixel of a wide figure
 GROUP_COLORS = dict(zip(GROUPS, qualitative.Dark2 + qualitative.Set1, strict=False))
-TEMPLATE_COLORS = ("#d62728", "#2ca02c")
+TEMPLATE_COLORS = ("#d62728", "#2ca02c", "#9467bd")
 MAX_MASK_RUNS = 80
 LABEL_COLORS = qualitative.Dark24 + qualitative.Light24
 
@@ -166,7 +166,7 @@ def spectrum_figure(
         fig.add_trace(
             go.Scatter(
                 x=_f32(wb), y=_f32(_bin_curve(np.asarray(model), k)), mode="lines", name=name,
-                line={"color": TEMPLATE_COLORS[i % 2], "width": 1.2, "dash": "dot"},
+                line={"color": TEMPLATE_COLORS[i % 3], "width": 1.2, "dash": "dot"},
                 hovertemplate="%{x:.1f} Å<br>%{y:.3g}<extra>" + name + "</extra>",
             )
         )  # fmt: skip

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 
+import dash_bootstrap_components as dbc
 import numpy as np
 from dash import html
 
-from startrack.dashboard import data, downloads
+from startrack.dashboard import data, downloads, template_answer
+from startrack.dashboard.components import error_alert
 from startrack.warehouse.store import WarehouseEmpty
 
 
@@ -54,3 +56,56 @@ def wavelength_frame(
         return wave, "observed frame: no redshift known, so no rest frame", 0.0
     note = f"observed frame, z = {zf:.2e} ({kms:+.0f} km/s)" if has_z else "observed frame"
     return wave, note, zf
+
+
+def template_fit_view(star_id: str | None) -> tuple[object, str | None]:
+    """-> (the template-fit answer as page content, the best label to overlay or None)."""
+    if not star_id:
+        return None, None
+    try:
+        snap = data.current_snapshot()
+        ans = template_answer.fit_star(snap, star_id)
+    except template_answer.NoFit as exc:
+        return html.P(str(exc), className="text-muted small mb-0", id="fit-result"), None
+    except WarehouseEmpty as exc:
+        return error_alert(str(exc), "No data"), None
+    actual = (data.star_record(snap, star_id) or {}).get("label")
+    preds = data.star_predictions(snap, star_id)
+    fusion = preds.loc[preds["branch"] == "fusion", "label"]
+    gap = ans.relative_gap
+    verdict = (
+        dbc.Badge(f"ambiguous: best two within {gap:.1%}", color="warning", text_color="dark",
+                  id="fit-ambiguous")
+        if ans.ambiguous
+        else dbc.Badge(f"clear: runner-up {gap:.1%} worse" if gap is not None else "one class",
+                       color="success", id="fit-clear")
+    )  # fmt: skip
+    agree = []
+    if actual:
+        agree.append(f"SDSS label {actual}: {'same' if actual == ans.best_label else 'differs'}")
+    if not fusion.empty:
+        same = fusion.iloc[0] == ans.best_label
+        agree.append(f"fusion model {fusion.iloc[0]}: {'same' if same else 'differs'}")
+    rows = [
+        html.Tr([html.Td(lab), html.Td(f"{r:.4f}"), html.Td(f"+{(r / ans.rchi2 - 1):.2%}")])
+        for lab, r in ans.ranking
+    ]
+    body = [
+        html.Div(
+            [
+                html.Span(ans.best_label, className="fs-4 fw-bold me-2", id="fit-best"),
+                html.Span(f"template {ans.best_template} · reduced χ² {ans.rchi2:.4f} "
+                          f"({ans.dof} dof) · {ans.velocity_kms:+.0f} km/s · ", className="small"),
+                verdict,
+            ]
+        ),
+        html.P(" · ".join(agree), className="small text-muted mb-1"),
+        html.Table(
+            [html.Thead(html.Tr([html.Th("class"), html.Th("reduced χ²"), html.Th("vs best")])),
+             html.Tbody(rows)],
+            className="table table-sm small mb-1 w-auto",
+        ),
+        html.P(f"runner-up {ans.runner_up_label} · {ans.seconds * 1e3:.0f} ms · the best template "
+               "is overlaid on the spectrum", className="small text-muted mb-0"),
+    ]  # fmt: skip
+    return html.Div(body, id="fit-result"), ans.best_label

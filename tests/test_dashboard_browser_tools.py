@@ -273,3 +273,20 @@ def test_runs_page_wide_tables_scroll_inside_their_card(browser, server_url) -> 
         _shot(browser, "runs_narrow")
     finally:
         browser.set_window_size(1400, 1800)
+
+
+def test_template_fit_on_the_star_page(browser, server_url) -> None:  # noqa: F811
+    snap = data.current_snapshot()
+    stars = snap.table("stars").to_pandas()
+    star_id = stars[stars["has_spectrum"]].sort_values("snr").iloc[-1]["star_id"]
+    browser.get(f"{server_url}/star/{star_id}")
+    _wait(browser, "#star-spectrum .main-svg")
+    _click(browser, "star-fit")
+    best = _wait(browser, "#fit-best")
+    assert best.text.strip()
+    result = _wait(browser, "#fit-result", "reduced χ²")
+    assert "runner-up" in result.text
+    assert "within" in result.text or "worse" in result.text  # the 1 % ambiguity verdict
+    _wait(browser, "#star-spectrum .legend", "best χ² fit")
+    _no_error_overlay(browser)
+    _shot(browser, "star_template_fit")

@@ -187,6 +187,25 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
                 className="mb-3",
             ),
             dbc.Card(
+                [
+                    dbc.CardHeader("The pipeline's own answer: SDSS-method template fit"),
+                    dbc.CardBody(
+                        [
+                            dbc.Button(
+                                "Run the template fit",
+                                id="star-fit",
+                                color="info",
+                                n_clicks=0,
+                                size="sm",
+                                outline=True,
+                            ),
+                            dcc.Loading(html.Div(id="star-fit-out", className="mt-2"), type="dot"),
+                        ]
+                    ),
+                ],
+                className="mb-3",
+            ),
+            dbc.Card(
                 [dbc.CardHeader("Re-run inference with the current model"), dbc.CardBody(rerun)],
                 className="mb-3",
             ),
@@ -196,6 +215,7 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
         [
             dcc.Store(id="star-initial", data=star_id),
             dcc.Store(id="star-current"),
+            dcc.Store(id="star-fit-label"),
             dbc.Row(
                 [
                     dbc.Col(lookup_card, xs=12, lg=5, xl=4),
@@ -480,6 +500,7 @@ def spectrum_view(
     smooth: float | None,
     overlays: list[str] | None,
     frame: str | None = "observed",
+    fit_label: str | None = None,
 ):
     """The spectrum figure of the current star (or a figure saying why there is none)."""
     if not star_id:
@@ -504,6 +525,8 @@ def spectrum_view(
         wanted.append((f"template {label} (predicted)", label))
     if "actual" in (overlays or []) and rec.get("label"):
         wanted.append((f"template {rec['label']} (SDSS)", rec["label"]))
+    if fit_label:
+        wanted.append((f"template {fit_label} (best χ² fit)", fit_label))
     path = data.templates_path()
     for name, label in wanted:
         tmpl = overlay.template_on_grid(label, path)
@@ -533,7 +556,24 @@ callback(
     Input("star-smooth", "value"),
     Input("star-templates", "value"),
     Input("star-frame", "value"),
+    Input("star-fit-label", "data"),
 )(spectrum_view)
+
+
+def _on_fit(n_clicks: int | None, star_id: str | None):
+    """Run the template fit on a click; a new star clears the previous star's answer."""
+    if ctx.triggered_id == "star-current" or not n_clicks:
+        return None, None
+    return star_extras.template_fit_view(star_id)
+
+
+callback(
+    Output("star-fit-out", "children"),
+    Output("star-fit-label", "data"),
+    Input("star-fit", "n_clicks"),
+    Input("star-current", "data"),
+    prevent_initial_call=True,
+)(_on_fit)
 
 
 callback(Output("star-spectrum-downloads", "children"), Input("star-current", "data"))(
