@@ -146,6 +146,7 @@ def test_confusion_cell_and_mislabel_downloads(browser, server_url, downloads) -
     cell = cells[cells["actual"] != cells["predicted"]].sort_values("n").iloc[-1]
     browser.get(server_url + "/accuracy")
     _wait(browser, "#acc-confusion .main-svg")
+    _wait(browser, "#acc-fair-note", "the same stars in every row")
     browser.execute_script(
         "const gd = document.querySelector('#acc-confusion .js-plotly-plot');"
         "gd.emit('plotly_click', {points: [{x: arguments[0], y: arguments[1], curveNumber: 0}]});",
