@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from startrack.dashboard import data, downloads, fair_metrics, figures
+from startrack.dashboard import data, downloads, fair_metrics, figures, version_compare
 from startrack.dashboard.components import card, control, error_alert, frame_table, info_alert
 from startrack.warehouse.store import WarehouseEmpty
 
@@ -137,6 +137,23 @@ def layout(**_query) -> html.Div:
             ),
             html.Div(
                 card("Like for like: every branch on the same stars", html.Div(id="acc-fair")),
+                className="mb-3",
+            ),
+            html.Div(
+                card(
+                    "Compare with another model version",
+                    [
+                        dcc.Dropdown(
+                            id="acc-compare",
+                            options=versions[1:],
+                            placeholder="pick an earlier version"
+                            if len(versions) > 1
+                            else "only one model version has metrics",
+                            className="mb-2",
+                        ),
+                        html.Div(id="acc-compare-out"),
+                    ],
+                ),
                 className="mb-3",
             ),
             card("Per class", html.Div(id="acc-classes")),
@@ -293,6 +310,44 @@ callback(
     Input("acc-version", "value"),
     Input("acc-split", "value"),
 )(fair_view)
+
+
+def compare_view(version: str | None, other: str | None, branch: str | None, split: str | None):
+    """Version A (the page's) against B: headline metrics by branch, the moved confusion cells."""
+    if not version or not other:
+        return None
+    try:
+        snap = data.current_snapshot()
+    except WarehouseEmpty as exc:
+        return error_alert(str(exc), "No data")
+    split = split or "test"
+    head = version_compare.compare_headlines(snap, version, other, split)
+    moved = version_compare.confusion_change(snap, version, other, branch or "fusion", split)
+    return [
+        html.P(
+            f"A = {version} · B = {other} · split '{split}'. Each version is measured on the "
+            "stars it was scored on: read the n columns.",
+            className="small text-muted mb-1",
+            id="acc-compare-note",
+        ),
+        html.Div(frame_table(head, link_column=None), className="text-nowrap"),
+        html.P(f"Confusion cells that moved most ({branch}, B − A):", className="small mt-2 mb-1"),
+        frame_table(moved, link_column=None),
+        html.P(
+            "Per-star predictions are kept for the current model only, so the stars whose "
+            "prediction changed cannot be listed for older versions.",
+            className="small text-muted mb-0",
+        ),
+    ]
+
+
+callback(
+    Output("acc-compare-out", "children"),
+    Input("acc-version", "value"),
+    Input("acc-compare", "value"),
+    Input("acc-branch", "value"),
+    Input("acc-split", "value"),
+)(compare_view)
 
 
 def cell_stars(click: dict | None, version: str | None, branch: str | None, split: str | None):
