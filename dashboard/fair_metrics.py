@@ -72,5 +72,7 @@ def like_for_like(snap: Snapshot, version: str, split: str) -> FairComparison | 
         "WHERE NOT list_contains($classes, actual) GROUP BY actual ORDER BY stars DESC, label",
         params,
     )
+    if branches.empty and outside.empty:
+        return None  # no stored per-star predictions of this version (an older model)
     n_common = int(branches["n"].max()) if not branches.empty else 0
     return FairComparison(branches, outside, n_common)

@@ -63,3 +63,12 @@ def test_accuracy_page_compare_view(two_versions) -> None:
     text = str(accuracy.compare_view(new, old, "fusion", "test"))
     assert f"A = {new}" in text and f"B = {old}" in text and "moved most" in text
     assert accuracy.compare_view(new, None, "fusion", "test") is None
+
+
+def test_like_for_like_needs_the_versions_own_predictions(two_versions) -> None:
+    from startrack.dashboard import fair_metrics
+
+    snap, _ = two_versions
+    new, old = data.model_versions(snap)[:2]
+    assert fair_metrics.like_for_like(snap, new, "all") is not None
+    assert fair_metrics.like_for_like(snap, old, "all") is None  # only current predictions kept
