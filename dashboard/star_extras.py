@@ -7,6 +7,7 @@ tools live here as they come.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import dash_bootstrap_components as dbc
 import numpy as np
@@ -109,3 +110,71 @@ def template_fit_view(star_id: str | None) -> tuple[object, str | None]:
                "is overlaid on the spectrum", className="small text-muted mb-0"),
     ]  # fmt: skip
     return html.Div(body, id="fit-result"), ans.best_label
+
+
+@lru_cache(maxsize=2)
+def _predictor(model_dir: str):
+    from startrack.ml.inference import Predictor
+
+    return Predictor.from_directory(model_dir)
+
+
+def previous_version(snap) -> dict | None:
+    """The model trained just before the current one (the models table keeps every version)."""
+    models = data.models(snap)
+    if len(models) < 2:
+        return None
+    ordered = models.sort_values("created_at", ascending=False)
+    current = data.current_model(snap)
+    older = ordered[ordered["version"] != (current or {}).get("version")]
+    return None if older.empty else older.iloc[0].to_dict()
+
+
+def previous_prediction(snap, star_id: str) -> dict | None:
+    """The previous model version's fusion answer for the star, run now from its artifact.
+
+    Only the current model's predictions are stored per star, so the older model is loaded
+    (once per process) and run on demand. None when there is no earlier version.
+    """
+    prev = previous_version(snap)
+    star = data.star_record(snap, star_id)
+    if prev is None or star is None:
+        return None
+    spec = data.spectrum(snap, star_id)
+    out = _predictor(str(snap.root / prev["path"])).predict_star(
+        star, spec.as_record() if spec is not None else None
+    )
+    fusion = out["branches"].get("fusion") or {}
+    stored = data.star_predictions(snap, star_id)
+    now = stored.loc[stored["branch"] == "fusion", "label"]
+    return {
+        "version": prev["version"],
+        "label": fusion.get("label"),
+        "prob": fusion.get("prob"),
+        "current_label": None if now.empty else now.iloc[0],
+    }
+
+
+def previous_prediction_view(star_id: str | None):
+    """A line under the predictions: what the previous version said, highlighted if it changed."""
+    if not star_id:
+        return None
+    try:
+        snap = data.current_snapshot()
+        prev = previous_prediction(snap, star_id)
+    except WarehouseEmpty:
+        return None
+    except Exception as exc:  # an older artifact this code cannot load: say so, no traceback
+        return html.P(f"previous model version not runnable here: {type(exc).__name__}: {exc}",
+                      className="small text-muted mb-2", id="star-previous")  # fmt: skip
+    if prev is None or prev["label"] is None:
+        return None
+    changed = prev["current_label"] is not None and prev["label"] != prev["current_label"]
+    text = f"Previous model {prev['version']}: fusion {prev['label']} ({100 * prev['prob']:.1f}%)"
+    badge = (
+        dbc.Badge(f"changed class: {prev['label']} → {prev['current_label']}", color="warning",
+                  text_color="dark", className="ms-2", id="star-previous-changed")
+        if changed
+        else dbc.Badge("same class as now", color="light", text_color="dark", className="ms-2")
+    )  # fmt: skip
+    return html.P([text, badge], className="small mb-2", id="star-previous")

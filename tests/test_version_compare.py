@@ -72,3 +72,23 @@ def test_like_for_like_needs_the_versions_own_predictions(two_versions) -> None:
     new, old = data.model_versions(snap)[:2]
     assert fair_metrics.like_for_like(snap, new, "all") is not None
     assert fair_metrics.like_for_like(snap, old, "all") is None  # only current predictions kept
+
+
+def test_previous_version_prediction_reproduces_its_stored_answer(
+    two_versions, dashboard_warehouse  # noqa: F811
+) -> None:  # fmt: skip
+    """The previous model, run now from its artifact, says what it said when it was current."""
+    from startrack.dashboard import star_extras
+
+    snap, _ = two_versions
+    before = Warehouse(dashboard_warehouse).current().table("predictions").to_pandas()
+    old_fusion = before[before["branch"] == "fusion"].set_index("star_id")["label"]
+    stars = data._spectrum_ids(snap)[:4] + tuple(
+        snap.table("stars").to_pandas().query("not has_spectrum")["star_id"].iloc[:2]
+    )
+    for star_id in stars:
+        prev = star_extras.previous_prediction(snap, star_id)
+        assert prev["version"] == data.model_versions(snap)[1]
+        assert prev["label"] == old_fusion[star_id]
+    view = str(star_extras.previous_prediction_view(stars[0]))
+    assert "Previous model" in view and ("changed class" in view or "same class" in view)

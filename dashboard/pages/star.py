@@ -171,6 +171,7 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
         style=HIDE,
         children=[
             html.Div(id="star-info"),
+            html.Div(id="star-previous-box"),
             dbc.Card(
                 [
                     dbc.CardHeader("Spectrum"),
@@ -558,6 +559,11 @@ callback(
     Input("star-frame", "value"),
     Input("star-fit-label", "data"),
 )(spectrum_view)
+
+
+callback(Output("star-previous-box", "children"), Input("star-current", "data"))(
+    star_extras.previous_prediction_view
+)
 
 
 def _on_fit(n_clicks: int | None, star_id: str | None):
