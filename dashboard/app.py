@@ -18,17 +18,21 @@ from dash import html
 
 from startrack.dashboard import data, overlay
 from startrack.dashboard.api import register_api
+from startrack.dashboard.api_stars import register_stars_api
+from startrack.dashboard.downloads import register_downloads
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-PAGES = ("star", "accuracy", "explore", "runs", "sql")  # navbar order
+PAGES = ("star", "accuracy", "explore", "runs", "sql", "many", "cone")  # navbar order
 NAV = (
     ("Star", "/"),
     ("Accuracy", "/accuracy"),
     ("Explore", "/explore"),
     ("Runs", "/runs"),
     ("SQL", "/sql"),
+    ("Many stars", "/stars"),
+    ("Sky search", "/cone"),
 )
 
 _app: dash.Dash | None = None
@@ -135,6 +139,8 @@ def create_app(
         dash.State("nav-collapse", "is_open"),
     )(_toggle_nav)
     register_api(app.server)
+    register_stars_api(app.server)
+    register_downloads(app.server)
     app.server.register_error_handler(Exception, _bad_request)
     overlay.warm_up(data.templates_path())
     _app = app

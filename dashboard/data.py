@@ -125,6 +125,31 @@ def has_table(snap: Snapshot, name: str) -> bool:
     return name in snap.tables
 
 
+#: Columns the model may add to ``predictions`` (continuous type, quality flags): shown only
+#: when the snapshot's table has them, so pages work before and after the model gains them.
+OPTIONAL_PREDICTION_COLUMNS = ("spectral_type", "spectral_type_err", "flags")
+
+
+@lru_cache(maxsize=8)
+def table_columns(snap: Snapshot, name: str) -> tuple[str, ...]:
+    """Column names of one table of the snapshot (empty when the table is absent)."""
+    if not has_table(snap, name):
+        return ()
+    df = query(
+        snap,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_catalog = 'snap' AND table_name = ? ORDER BY ordinal_position",
+        [name],
+    )
+    return tuple(df["column_name"])
+
+
+def optional_prediction_columns(snap: Snapshot) -> tuple[str, ...]:
+    """Which of spectral_type, spectral_type_err, flags the ``predictions`` table has."""
+    have = set(table_columns(snap, "predictions"))
+    return tuple(c for c in OPTIONAL_PREDICTION_COLUMNS if c in have)
+
+
 # ----------------------------------------------------------------------------- one star
 @lru_cache(maxsize=1024)
 def star_record(snap: Snapshot, star_id: str) -> dict | None:
@@ -333,6 +358,8 @@ def confusion_stars(
     if branch not in MODEL_BRANCHES or not has_table(snap, "predictions"):
         return pd.DataFrame(columns=cols)
     split_sql = "AND p.split = ?" if split != "all" else ""
+    if split == "test_spectra":  # the test stars with a spectrum, as ml.score counts them
+        split, split_sql = "test", "AND p.split = ? AND s.has_spectrum"
     params = [version, branch, actual, predicted] + ([split] if split != "all" else []) + [limit]
     return query(
         snap,

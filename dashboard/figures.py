@@ -23,7 +23,7 @@ FLUX_TITLE = "Flux [10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹]"
 WAVE_TITLE = "Wavelength [Å, vacuum]"
 MAX_POINTS = 1200  #: about one point per screen pixel of a wide figure
 GROUP_COLORS = dict(zip(GROUPS, qualitative.Dark2 + qualitative.Set1, strict=False))
-TEMPLATE_COLORS = ("#d62728", "#2ca02c")
+TEMPLATE_COLORS = ("#d62728", "#2ca02c", "#9467bd")
 MAX_MASK_RUNS = 80
 LABEL_COLORS = qualitative.Dark24 + qualitative.Light24
 
@@ -122,11 +122,15 @@ def spectrum_figure(
     templates: Mapping[str, np.ndarray] | None = None,
     max_points: int = MAX_POINTS,
     title: str | None = None,
+    frame_note: str | None = None,
+    line_redshift: float = 0.0,
 ) -> go.Figure:
     """Flux vs wavelength with a 1-sigma band, masked regions, line markers, templates.
 
     Arrays cover only the spectrum's pixels [pix_start, pix_end). ``templates`` maps a legend
-    name to a model flux on the same pixels (already scaled).
+    name to a model flux on the same pixels (already scaled). ``frame_note`` says in the axis
+    title which frame the wavelengths are in; ``line_redshift`` moves the rest-frame line
+    markers to where the star's redshift puts them (0 for a rest-frame plot).
     """
     flux = np.asarray(flux, dtype=np.float64)
     ivar = np.asarray(ivar, dtype=np.float64)
@@ -162,16 +166,19 @@ def spectrum_figure(
         fig.add_trace(
             go.Scatter(
                 x=_f32(wb), y=_f32(_bin_curve(np.asarray(model), k)), mode="lines", name=name,
-                line={"color": TEMPLATE_COLORS[i % 2], "width": 1.2, "dash": "dot"},
+                line={"color": TEMPLATE_COLORS[i % 3], "width": 1.2, "dash": "dot"},
                 hovertemplate="%{x:.1f} Å<br>%{y:.3g}<extra>" + name + "</extra>",
             )
         )  # fmt: skip
     _add_mask_trace(fig, wave, mask)
-    _add_line_traces(fig, wave, set(line_groups))
+    _add_line_traces(fig, wave, set(line_groups), 1.0 + line_redshift)
     lo, hi = _robust_range(np.concatenate([fb[np.isfinite(fb)], (fb + sb)[np.isfinite(sb)]]))
     fig.update_layout(
         title={"text": title, "font": {"size": 14}} if title else None,
-        xaxis={"title": WAVE_TITLE, "range": [float(wave[0]), float(wave[-1])]},
+        xaxis={
+            "title": WAVE_TITLE if not frame_note else f"{WAVE_TITLE[:-1]}, {frame_note}]",
+            "range": [float(wave[0]), float(wave[-1])],
+        },
         yaxis={"title": FLUX_TITLE, "range": [lo, hi]},
         yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
         legend={"orientation": "h", "y": -0.22, "x": 0, "font": {"size": 11}},
@@ -212,10 +219,47 @@ def _add_mask_trace(fig: go.Figure, wave: np.ndarray, mask: np.ndarray) -> None:
     )  # fmt: skip
 
 
-def _add_line_traces(fig: go.Figure, wave: np.ndarray, visible_groups: set[str]) -> None:
+#: Line-label layout: the plot is ~1,000 px wide at its smallest desktop size; a 9-px label
+#: character is ~5.5 px wide. Rows of labels step down from the top of the plot.
+LABEL_PLOT_PX = 1000.0
+LABEL_CHAR_PX = 5.5
+LABEL_PAD_PX = 6.0
+LABEL_ROW_Y = (0.97, 0.925, 0.88, 0.835, 0.79)
+
+
+def label_rows(
+    positions: list[float], names: list[str], lo: float, hi: float, n_rows: int = len(LABEL_ROW_Y)
+) -> list[int]:
+    """A row per label so that no two labels in a row overlap at the full view.
+
+    Labels are centred on their line; greedily, each goes to the first row whose last label
+    ends before this one starts (in Å at the full view's scale). Zooming in only spreads
+    them apart, since the font keeps its pixel size. With more collisions than rows the
+    label goes to the row whose last label ends earliest (least overlap).
+    """
+    per_px = (hi - lo) / LABEL_PLOT_PX
+    ends = [-math.inf] * n_rows
+    rows = [0] * len(positions)
+    for i in sorted(range(len(positions)), key=lambda j: positions[j]):
+        half = 0.5 * (len(names[i]) * LABEL_CHAR_PX + LABEL_PAD_PX) * per_px
+        start = positions[i] - half
+        row = next((r for r in range(n_rows) if ends[r] <= start), None)
+        if row is None:
+            row = min(range(n_rows), key=lambda r: ends[r])
+        rows[i] = row
+        ends[row] = positions[i] + half
+    return rows
+
+
+def _add_line_traces(
+    fig: go.Figure, wave: np.ndarray, visible_groups: set[str], stretch: float = 1.0
+) -> None:
     lo, hi = float(wave[0]), float(wave[-1])
+    shown = [ln for ln in lines_in(list(visible_groups)) if lo <= ln.wavelength * stretch <= hi]
+    rows = label_rows([ln.wavelength * stretch for ln in shown], [ln.name for ln in shown], lo, hi)
+    row_of = {ln.name: r for ln, r in zip(shown, rows, strict=True)}
     for group in GROUPS:
-        lines = [ln for ln in lines_in([group]) if lo <= ln.wavelength <= hi]
+        lines = [ln for ln in lines_in([group]) if lo <= ln.wavelength * stretch <= hi]
         if not lines:
             continue
         color = GROUP_COLORS.get(group, "#444")
@@ -225,12 +269,12 @@ def _add_line_traces(fig: go.Figure, wave: np.ndarray, visible_groups: set[str])
         bands = [ln for ln in lines if ln.width > 0]
         for ln in lines:
             if ln.width > 0:
-                a, b = ln.wavelength, ln.wavelength + ln.width
+                a, b = ln.wavelength * stretch, (ln.wavelength + ln.width) * stretch
                 xs += [a, a, b, b, None]
                 ys += [0, 1, 1, 0, None]
             else:
-                xs += [ln.wavelength, ln.wavelength, None]
-                ys += [0, 0.93, None]
+                xs += [ln.wavelength * stretch, ln.wavelength * stretch, None]
+                ys += [0, LABEL_ROW_Y[-1] - 0.03, None]
         fig.add_trace(
             go.Scatter(
                 x=xs, y=ys, yaxis="y2", mode="lines" if not bands else "none",
@@ -239,9 +283,14 @@ def _add_line_traces(fig: go.Figure, wave: np.ndarray, visible_groups: set[str])
                 hoverinfo="skip",
             )
         )  # fmt: skip
+        # hidden groups take the row they would have alone (they come back from the legend)
+        solo = label_rows(
+            [ln.wavelength * stretch for ln in lines], [ln.name for ln in lines], lo, hi
+        )
+        label_y = [LABEL_ROW_Y[row_of.get(ln.name, r)] for ln, r in zip(lines, solo, strict=True)]
         fig.add_trace(
             go.Scatter(
-                x=[ln.wavelength for ln in lines], y=[0.965] * len(lines), yaxis="y2",
+                x=[ln.wavelength * stretch for ln in lines], y=label_y, yaxis="y2",
                 mode="text", text=[ln.name for ln in lines], textfont={"size": 9, "color": color},
                 legendgroup=group, showlegend=False, visible=visible,
                 hovertemplate="%{text}: %{x:.2f} Å<extra></extra>",

@@ -27,6 +27,11 @@ def warm_up(path: str | None) -> None:
     _templates(path)
 
 
+def template_set(path: str | None):
+    """The template set the overlays (and the on-demand template fit) use."""
+    return _templates(path)
+
+
 @lru_cache(maxsize=2)
 def _templates(path: str | None):
     from startrack.etl.templates import load_templates

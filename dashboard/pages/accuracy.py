@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
-from startrack.dashboard import data, figures
+from startrack.dashboard import data, downloads, fair_metrics, figures, version_compare
 from startrack.dashboard.components import card, control, error_alert, frame_table, info_alert
 from startrack.warehouse.store import WarehouseEmpty
 
@@ -135,6 +135,27 @@ def layout(**_query) -> html.Div:
                 ],
                 className="g-2",
             ),
+            html.Div(
+                card("Like for like: every branch on the same stars", html.Div(id="acc-fair")),
+                className="mb-3",
+            ),
+            html.Div(
+                card(
+                    "Compare with another model version",
+                    [
+                        dcc.Dropdown(
+                            id="acc-compare",
+                            options=versions[1:],
+                            placeholder="pick an earlier version"
+                            if len(versions) > 1
+                            else "only one model version has metrics",
+                            className="mb-2",
+                        ),
+                        html.Div(id="acc-compare-out"),
+                    ],
+                ),
+                className="mb-3",
+            ),
             card("Per class", html.Div(id="acc-classes")),
         ]
     )
@@ -234,6 +255,101 @@ callback(
 )(accuracy_view)
 
 
+def fair_view(version: str | None, split: str | None):
+    """Branches over identical stars; labels outside the model's classes and the frozen
+    baselines shown apart, each with its own n."""
+    if not version:
+        return None
+    try:
+        snap = data.current_snapshot()
+    except WarehouseEmpty as exc:
+        return error_alert(str(exc), "No data")
+    split = split or "test"
+    fair = fair_metrics.like_for_like(snap, version, split)
+    if fair is None:
+        return info_alert("no per-star predictions for this version: only the current model's "
+                          "are stored, so its like-for-like table is not available")  # fmt: skip
+    classes = fair_metrics.model_classes(snap, version)
+    parts = [
+        html.P(
+            f"{fair.n_common:,} stars of split '{split}' that every branch answered, with an "
+            f"SDSS label among the model's {len(classes)} classes: the same stars in every row.",
+            className="small text-muted mb-1",
+            id="acc-fair-note",
+        ),
+        frame_table(fair.branches.rename(columns={"within_one": "within one"}), link_column=None),
+    ]
+    if not fair.outside.empty:
+        listed = ", ".join(f"{r.label} ({r.stars})" for r in fair.outside.itertuples())
+        parts.append(
+            html.P(
+                f"Not counted — SDSS labels the model was never trained on: {listed} "
+                f"({int(fair.outside['stars'].sum()):,} stars). The stored metrics count them "
+                "as wrong.",
+                className="small mb-1",
+                id="acc-fair-outside",
+            )
+        )
+    frozen = data.headline_metrics(snap, version, "test_spectra")
+    frozen = frozen[frozen["branch"].isin(data.BASELINES)]
+    if not frozen.empty:
+        parts += [
+            html.P(
+                "Baselines keep no per-star predictions: their figures are frozen at training "
+                "time, on the test stars with a spectrum of that day (n below). Compare them "
+                "with the rows above only when the n match.",
+                className="small text-muted mb-1 mt-2",
+            ),
+            frame_table(frozen.rename(columns={"within_one": "within one"}), link_column=None),
+        ]
+    return parts
+
+
+callback(
+    Output("acc-fair", "children"),
+    Input("acc-version", "value"),
+    Input("acc-split", "value"),
+)(fair_view)
+
+
+def compare_view(version: str | None, other: str | None, branch: str | None, split: str | None):
+    """Version A (the page's) against B: headline metrics by branch, the moved confusion cells."""
+    if not version or not other:
+        return None
+    try:
+        snap = data.current_snapshot()
+    except WarehouseEmpty as exc:
+        return error_alert(str(exc), "No data")
+    split = split or "test"
+    head = version_compare.compare_headlines(snap, version, other, split)
+    moved = version_compare.confusion_change(snap, version, other, branch or "fusion", split)
+    return [
+        html.P(
+            f"A = {version} · B = {other} · split '{split}'. Each version is measured on the "
+            "stars it was scored on: read the n columns.",
+            className="small text-muted mb-1",
+            id="acc-compare-note",
+        ),
+        html.Div(frame_table(head, link_column=None), className="text-nowrap"),
+        html.P(f"Confusion cells that moved most ({branch}, B − A):", className="small mt-2 mb-1"),
+        frame_table(moved, link_column=None),
+        html.P(
+            "Per-star predictions are kept for the current model only, so the stars whose "
+            "prediction changed cannot be listed for older versions.",
+            className="small text-muted mb-0",
+        ),
+    ]
+
+
+callback(
+    Output("acc-compare-out", "children"),
+    Input("acc-version", "value"),
+    Input("acc-compare", "value"),
+    Input("acc-branch", "value"),
+    Input("acc-split", "value"),
+)(compare_view)
+
+
 def cell_stars(click: dict | None, version: str | None, branch: str | None, split: str | None):
     """The stars of the clicked confusion cell (actual = row, predicted = column)."""
     if not click or not click.get("points"):
@@ -252,7 +368,13 @@ def cell_stars(click: dict | None, version: str | None, branch: str | None, spli
     )
     if stars.empty:
         return [title, html.P("no stars in this cell", className="text-muted small")]
-    return [title, frame_table(stars, max_rows=200)]
+    link = html.A(
+        "Download all stars of this cell (CSV)",
+        href=downloads.confusion_url(version, branch, split or "test", actual, predicted),
+        id="acc-cell-download",
+        className="small d-block mb-1",
+    )
+    return [title, link, frame_table(stars, max_rows=200)]
 
 
 callback(

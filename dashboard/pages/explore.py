@@ -6,7 +6,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
-from startrack.dashboard import data, figures
+from startrack.dashboard import data, downloads, figures
 from startrack.dashboard.components import card, control, error_alert, frame_table
 from startrack.warehouse.store import WarehouseEmpty
 
@@ -74,6 +74,7 @@ def layout(**_query) -> html.Div:
     )
     return html.Div(
         [
+            dcc.Location(id="exp-nav", refresh="callback-nav"),
             html.H4("Explore"),
             controls,
             html.P(id="exp-count", className="small text-muted"),
@@ -81,7 +82,7 @@ def layout(**_query) -> html.Div:
                 [
                     dbc.Col(
                         card(
-                            "Sky (RA/Dec)",
+                            "Sky (RA/Dec) — click a star to open it",
                             dcc.Loading(dcc.Graph(id="exp-sky", config={"displaylogo": False})),
                         ),
                         xs=12,
@@ -136,7 +137,15 @@ def explore_view(
         count,
         figures.sky_map_figure(pts, color),
         figures.color_color_figure(pts, color),
-        frame_table(disagree.rename(columns={"actual": "SDSS", "label": "predicted"})),
+        [
+            html.A(
+                "Download the ranking (CSV, up to 100,000 stars)",
+                href=downloads.mislabels_url("fusion", tuple(labels or ())),
+                id="exp-disagree-download",
+                className="small d-block mb-1",
+            ),
+            frame_table(disagree.rename(columns={"actual": "SDSS", "label": "predicted"})),
+        ],
     )
 
 
@@ -150,6 +159,27 @@ callback(
     Input("exp-snr", "value"),
     Input("exp-correct", "value"),
 )(explore_view)
+
+
+def open_clicked_star(click: dict | None):
+    """A click on a point of the sky map (or the color-color diagram) opens that star."""
+    points = (click or {}).get("points") or []
+    star_id = points[0].get("customdata") if points else None
+    if isinstance(star_id, list):
+        star_id = star_id[0] if star_id else None
+    return f"/star/{star_id}" if isinstance(star_id, str) and star_id else dash.no_update
+
+
+def _on_click(sky_click: dict | None, cc_click: dict | None):
+    return open_clicked_star(sky_click if dash.ctx.triggered_id == "exp-sky" else cc_click)
+
+
+callback(
+    Output("exp-nav", "href"),
+    Input("exp-sky", "clickData"),
+    Input("exp-cc", "clickData"),
+    prevent_initial_call=True,
+)(_on_click)
 
 
 dash.register_page(

@@ -14,7 +14,7 @@ import dash_bootstrap_components as dbc
 import numpy as np
 from dash import Input, Output, State, callback, ctx, dcc, html
 
-from startrack.dashboard import data, figures, overlay
+from startrack.dashboard import data, figures, overlay, star_extras
 from startrack.dashboard.components import card, control, error_alert, fmt, info_alert
 from startrack.dashboard.lines import DEFAULT_GROUPS, GROUPS
 from startrack.dashboard.star_ids import EXAMPLE, InvalidStarId, from_parts, parse_star_id
@@ -127,6 +127,22 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
                 lg=3,
             ),
             control(
+                "Wavelength frame",
+                dbc.RadioItems(
+                    id="star-frame",
+                    value="observed",
+                    inline=True,
+                    className="small",
+                    options=[
+                        {"label": "observed", "value": "observed"},
+                        {"label": "rest (z removed)", "value": "rest"},
+                    ],
+                ),
+                xs=12,
+                md=6,
+                lg=3,
+            ),
+            control(
                 "Template overlay",
                 dbc.Checklist(
                     id="star-templates",
@@ -156,15 +172,36 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
         style=HIDE,
         children=[
             html.Div(id="star-info"),
+            html.Div(id="star-previous-box"),
             dbc.Card(
                 [
                     dbc.CardHeader("Spectrum"),
                     dbc.CardBody(
                         [
                             spectrum_controls,
+                            html.Div(id="star-spectrum-downloads", className="small mt-1"),
                             # the graph mounts with the first star: plotly.js (the biggest
                             # bundle) then loads only when there is a spectrum to draw
                             dcc.Loading(html.Div(id="star-graph-box"), type="default"),
+                        ]
+                    ),
+                ],
+                className="mb-3",
+            ),
+            dbc.Card(
+                [
+                    dbc.CardHeader("The pipeline's own answer: SDSS-method template fit"),
+                    dbc.CardBody(
+                        [
+                            dbc.Button(
+                                "Run the template fit",
+                                id="star-fit",
+                                color="info",
+                                n_clicks=0,
+                                size="sm",
+                                outline=True,
+                            ),
+                            dcc.Loading(html.Div(id="star-fit-out", className="mt-2"), type="dot"),
                         ]
                     ),
                 ],
@@ -180,6 +217,7 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
         [
             dcc.Store(id="star-initial", data=star_id),
             dcc.Store(id="star-current"),
+            dcc.Store(id="star-fit-label"),
             dbc.Row(
                 [
                     dbc.Col(lookup_card, xs=12, lg=5, xl=4),
@@ -471,7 +509,12 @@ def star_info(snap, star_id: str, rec: dict) -> list:
 
 # ----------------------------------------------------------------------------- spectrum
 def spectrum_view(
-    star_id: str | None, groups: list[str] | None, smooth: float | None, overlays: list[str] | None
+    star_id: str | None,
+    groups: list[str] | None,
+    smooth: float | None,
+    overlays: list[str] | None,
+    frame: str | None = "observed",
+    fit_label: str | None = None,
 ):
     """The spectrum figure of the current star (or a figure saying why there is none).
 
@@ -510,6 +553,8 @@ def spectrum_view(
         wanted.append((f"template {label} (predicted)", label))
     if "actual" in (overlays or []) and rec.get("label"):
         wanted.append((f"template {rec['label']} (SDSS)", rec["label"]))
+    if fit_label:
+        wanted.append((f"template {fit_label} (best χ² fit)", fit_label))
     path = data.templates_path()
     for name, label in wanted:
         tmpl = overlay.template_on_grid(label, path)
@@ -518,6 +563,7 @@ def spectrum_view(
         scaled = overlay.scale_template(flux.astype(np.float64), ivar, mask, tmpl[s:e])
         if scaled is not None:
             templates[name] = scaled
+    wave, note, line_z = star_extras.wavelength_frame(wave, rec.get("z"), frame or "observed")
     return figures.spectrum_figure(
         wave,
         flux,
@@ -526,6 +572,8 @@ def spectrum_view(
         line_groups=groups or [],
         smooth_px=float(smooth or 0),
         templates=templates,
+        frame_note=note,
+        line_redshift=line_z,
     )
 
 
@@ -540,7 +588,35 @@ callback(
     Input("star-lines", "value"),
     Input("star-smooth", "value"),
     Input("star-templates", "value"),
+    Input("star-frame", "value"),
+    Input("star-fit-label", "data"),
 )(spectrum_view)
+
+
+callback(Output("star-previous-box", "children"), Input("star-current", "data"))(
+    star_extras.previous_prediction_view
+)
+
+
+def _on_fit(n_clicks: int | None, star_id: str | None):
+    """Run the template fit on a click; a new star clears the previous star's answer."""
+    if ctx.triggered_id == "star-current" or not n_clicks:
+        return None, None
+    return star_extras.template_fit_view(star_id)
+
+
+callback(
+    Output("star-fit-out", "children"),
+    Output("star-fit-label", "data"),
+    Input("star-fit", "n_clicks"),
+    Input("star-current", "data"),
+    prevent_initial_call=True,
+)(_on_fit)
+
+
+callback(Output("star-spectrum-downloads", "children"), Input("star-current", "data"))(
+    star_extras.spectrum_download_links
+)
 
 
 # ----------------------------------------------------------------------------- re-run
