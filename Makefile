@@ -32,8 +32,8 @@ lint: setup ## ruff lint + format check
 format: setup ## ruff format + autofix
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: setup ## benchmarks (figures go in the README)
-	$(BIN)/python benchmarks/run_all.py
+bench: setup ## the ETL benchmark (the others take a warehouse or run long: see README)
+	cd benchmarks && ../$(BIN)/python bench_etl.py
 
 clean: ## remove the venv, demo survey and local warehouse data
 	rm -rf $(VENV) demo-survey warehouse/snapshots warehouse/spectra warehouse/models \

@@ -165,8 +165,8 @@ def main() -> int:
         "--train-on",
         nargs="+",
         default=["builtin", "sdss"],
-        choices=["builtin", "sdss"],
-        help="families to train on (each is tested on the other)",
+        choices=["builtin", "sdss", "none"],
+        help="families to train on (each is tested on the other); none: leave-one-out only",
     )
     ap.add_argument("--out", type=Path, default=Path("transfer.json"))
     args = ap.parse_args()
@@ -210,7 +210,7 @@ def main() -> int:
         "model_options": args.model_options,
         "options": args.train_options,
     }
-    for name in args.train_on:
+    for name in [n for n in args.train_on if n != "none"]:
         other = "sdss" if name == "builtin" else "builtin"
         res, info = train(train_data[name], args.time_budget, args.seed, args.threads, **opts)
         d, o = train_data[name], data[other]

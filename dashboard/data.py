@@ -170,10 +170,11 @@ def star_predictions(snap: Snapshot, star_id: str) -> pd.DataFrame:
     """Stored predictions of the current model for one star: one row per branch."""
     if not has_table(snap, "predictions"):
         return pd.DataFrame(columns=["branch", "label", "prob", "topk", "actual", "correct"])
+    extras = "".join(f", {c}" for c in optional_prediction_columns(snap))
     df = query(
         snap,
         "SELECT branch, label, prob, topk, actual, correct, within_one, split, model_version, "
-        "scored_at FROM predictions WHERE plate = ? AND mjd = ? AND fiberid = ?",
+        f"scored_at{extras} FROM predictions WHERE plate = ? AND mjd = ? AND fiberid = ?",
         star_key(star_id),
         small=True,
     )

@@ -55,6 +55,11 @@ class AugmentConfig:
     p_lines: float = 0.3
     line_sigma: float = 0.15
     p_drop_band: float = 0.03
+    #: Colour tilt: a linear offset across ugriz (sigma in magnitudes from u to z / 2).
+    p_phot_tilt: float = 0.5
+    phot_tilt_sigma: float = 0.1
+    #: Stars with a spectrum trained now and then without photometry.
+    p_drop_photometry: float = 0.2
     default_magerr: float = 0.03
 
     def to_dict(self) -> dict:
@@ -62,6 +67,8 @@ class AugmentConfig:
 
 
 _CURVE_CACHE: dict[int, torch.Tensor] = {}
+#: ugriz effective wavelengths (3551, 4686, 6166, 7480, 8932 A) as log lambda scaled to -1..1.
+_BAND_POSITION = torch.tensor([-1.0, -0.40, 0.21, 0.62, 1.0])
 
 
 def _extinction_curve(npix: int) -> torch.Tensor:
@@ -244,8 +251,12 @@ def augment_photometry(
     ebv: torch.Tensor,
     gen: torch.Generator,
     cfg: AugmentConfig,
+    spectrum: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Jitter ugriz by their errors, redden consistently with E(B-V), drop a band sometimes.
+    """Jitter ugriz by their errors, redden consistently with E(B-V), tilt the colours as a
+    flux-calibration error would, drop a band sometimes; drop all photometry of some stars
+    that have a spectrum (``spectrum``: bool per row), so the fusion learns to type from the
+    spectrum alone when the photometry misleads.
 
     raw columns follow features.RAW_COLUMNS (z, mag_u..mag_z, snr).
     """
@@ -255,7 +266,13 @@ def augment_photometry(
     err = err.clamp(max=0.5)
     ext = torch.as_tensor(SDSS_EXTINCTION).unsqueeze(0) * ebv.unsqueeze(1)
     mags = mags + torch.randn(mags.shape, generator=gen) * err + ext
+    # calibration tilt: magnitudes from a spectrum (SPECTROFLUX) inherit its flux-calibration
+    # error, a colour offset smooth in wavelength that dust-free photometry never shows
+    tilt = _chosen(len(mags), cfg.p_phot_tilt, gen) * torch.randn(len(mags), generator=gen)
+    mags = mags + (cfg.phot_tilt_sigma * tilt).unsqueeze(1) * _BAND_POSITION
     drop = torch.rand(mags.shape, generator=gen) < cfg.p_drop_band
+    if spectrum is not None:  # a star with a spectrum sometimes without photometry at all
+        drop = drop | (spectrum & _chosen(len(mags), cfg.p_drop_photometry, gen)).unsqueeze(1)
     raw[:, 1:6] = torch.where(drop, torch.full_like(mags, float("nan")), mags)
     return raw
 

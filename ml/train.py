@@ -546,7 +546,7 @@ def _train_step(model: StarClassifier, idx: np.ndarray, b: _Batches) -> dict[str
     no_spec = ~has
     redden = no_spec & (torch.rand(len(idx), generator=gen) < cfg.augment.p_redden)
     ebv[redden] = cfg.augment.max_ebv * torch.rand(int(redden.sum()), generator=gen)
-    raw = augment_photometry(raw, magerr, ebv, gen, cfg.augment)
+    raw = augment_photometry(raw, magerr, ebv, gen, cfg.augment, spectrum=has)
     tab = b.stats.apply(tabular_features(raw))
     out = model(tab, x, has)
     w = torch.where(has, b.spec_weights[yb], b.weights[yb])

@@ -52,6 +52,16 @@ def test_lookup_shows_sdss_class_and_three_predictions(pages, snap) -> None:
     for branch in ("dense", "lstm", "fusion"):
         assert f"pred-card-{branch}" in text
     assert "right" in text or "wrong" in text or "within one" in text
+    # the continuous type of every branch and the star's quality flags (issue 11)
+    preds = data.star_predictions(snap, star_id)
+    fusion = preds[preds["branch"] == "fusion"].iloc[0]
+    if fusion["spectral_type"] == fusion["spectral_type"]:  # not NaN: an MK answer
+        assert f"type {fusion['spectral_type']:.1f} ± {fusion['spectral_type_err']:.1f}" in text
+    assert "star-flags" in text
+    flags = list(fusion["flags"])
+    assert all(pages["star"].FLAG_TEXT[f] in text for f in flags) or (
+        not flags and "no quality warnings" in text
+    )
 
 
 @pytest.mark.parametrize(

@@ -355,6 +355,48 @@ def _topk_bars(pairs: list[tuple[str, float]], actual: str | None) -> html.Div:
     return html.Div(rows)
 
 
+def _continuous_type(row) -> html.Div | None:
+    """The model's continuous MK type with its spread, e.g. 'type 52.3 ± 1.0 (K2.3)'."""
+    value, err = row.get("spectral_type"), row.get("spectral_type_err")
+    if value is None or not np.isfinite(value):
+        return None
+    letter = "OBAFGKM"[min(6, int(value // 10))]
+    text = f"type {value:.1f} ± {err:.1f} ({letter}{value - 10 * 'OBAFGKM'.index(letter):.1f})"
+    return html.Div(text, className="small text-muted pred-type")
+
+
+FLAG_TEXT = {
+    "low_snr": "low S/N",
+    "heavy_masking": "heavily masked",
+    "branches_disagree": "branches disagree",
+    "low_confidence": "low confidence",
+    "out_of_distribution": "unlike any training star",
+}
+
+
+def quality_flags(preds) -> html.Div | None:
+    """Badges for the star's quality flags (the same on every branch's row)."""
+    if not hasattr(preds, "columns") or "flags" not in preds.columns or preds.empty:
+        return None
+    raw = preds["flags"].iloc[0]
+    flags = [str(f) for f in raw] if raw is not None and not isinstance(raw, str) else []
+    if not flags:
+        return html.Div(
+            dbc.Badge("no quality warnings", color="success", className="me-1"),
+            id="star-flags",
+            className="mb-2",
+        )
+    return html.Div(
+        [html.Span("Do not trust blindly: ", className="small me-1")]
+        + [
+            dbc.Badge(FLAG_TEXT.get(f, f), color="warning", text_color="dark", className="me-1")
+            for f in flags
+        ],
+        id="star-flags",
+        className="mb-2",
+    )
+
+
 def prediction_cards(preds, actual: str | None, title_suffix: str = "") -> dbc.Row:
     """One card per branch: label, probability, top-k, right/wrong against SDSS."""
     cols = []
@@ -377,6 +419,7 @@ def prediction_cards(preds, actual: str | None, title_suffix: str = "") -> dbc.R
                         _verdict(actual, row["label"]),
                     ],
                 ),
+                _continuous_type(row),
                 _topk_bars(data.topk_pairs(row.get("topk")), actual),
             ]
         cols.append(
@@ -488,7 +531,12 @@ def star_info(snap, star_id: str, rec: dict) -> list:
                 dbc.Col(
                     card("SDSS classification", classification), xs=12, md=6, xl=3, className="mb-2"
                 ),
-                dbc.Col(prediction_cards(preds, actual), xs=12, xl=9, className="mb-2"),
+                dbc.Col(
+                    [quality_flags(preds), prediction_cards(preds, actual)],
+                    xs=12,
+                    xl=9,
+                    className="mb-2",
+                ),
             ],
             className="g-2",
         ),
