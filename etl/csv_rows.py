@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pyarrow.csv as pacsv
 
 from startrack.etl.errors import CatalogError
 
-BLOCK_BYTES = 8 << 20  #: bytes per parsed block (a few 10,000 rows)
+BLOCK_BYTES = 8 << 20  #: bytes per parsed block (~50,000 rows of a wide SDSS export)
 NULL_VALUES = ["", "NULL", "null", "NaN", "nan", "None"]
 
 
@@ -47,13 +48,31 @@ def iter_row_blocks(
     block_bytes = block_bytes or BLOCK_BYTES
     source = str(path)
     first_row = 1
-    for block in _raw_blocks(path, skip, block_bytes):
+
+    def finish(block: bytes, parsed: Future) -> RowBlock:
         try:
-            out = _fast(block, names, columns, first_row)
+            return _numbered(parsed.result(), first_row)
         except _BadBlock:
-            out = _slow(block, names, columns, first_row, source)
-        first_row = out.next_row
-        yield out
+            return _slow(block, names, columns, first_row, source)
+
+    # Arrow parses the next block in a thread (it releases the GIL) while the caller works on
+    # this one, as its own streaming reader would.
+    with ThreadPoolExecutor(1, thread_name_prefix="csv-parse") as pool:
+        pending: tuple[bytes, Future] | None = None
+        for block in _raw_blocks(path, skip, block_bytes):
+            parsed = pool.submit(_fast, block, names, columns)
+            if pending is not None:
+                out = finish(*pending)
+                first_row = out.next_row
+                yield out
+            pending = (block, parsed)
+        if pending is not None:
+            yield finish(*pending)
+
+
+def _numbered(table: pa.Table, first_row: int) -> RowBlock:
+    rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
+    return RowBlock(table, rows, [], first_row + table.num_rows)
 
 
 def _raw_blocks(path: Path, skip: int, block_bytes: int) -> Iterator[bytes]:
@@ -88,15 +107,27 @@ def _raw_blocks(path: Path, skip: int, block_bytes: int) -> Iterator[bytes]:
                 carry = data
                 continue
             carry = data[end + 1 :]
-            if data[: end + 1].strip():
-                yield data[: end + 1]
+            yield data[: end + 1]  # (a block of blank lines becomes an empty block)
+
+
+def _may_hide_lines(block: bytes) -> bool:
+    """Whether Arrow could return fewer rows than lines: a quote (which may swallow line
+    ends) or a blank line (skipped). Cheap memchr/memmem scans; without either, one row per
+    line is guaranteed and the line count is not needed."""
+    return (
+        b'"' in block
+        or b"\n\n" in block
+        or b"\n\r\n" in block
+        or block.startswith((b"\n", b"\r\n"))
+    )
 
 
 def _lines(block: bytes) -> int:
     return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
 
 
-def _fast(block: bytes, names: list[str], columns: list[str], first_row: int) -> RowBlock:
+def _fast(block: bytes, names: list[str], columns: list[str]) -> pa.Table:
+    """Arrow's parse of a block, or _BadBlock when it cannot vouch for one row per line."""
     if not block.isascii():
         try:
             block.decode("utf-8")
@@ -111,7 +142,7 @@ def _fast(block: bytes, names: list[str], columns: list[str], first_row: int) ->
     try:
         table = pacsv.read_csv(
             pa.BufferReader(block),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=len(block) + 1),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 20),
             parse_options=pacsv.ParseOptions(invalid_row_handler=invalid_row),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(columns, pa.string()),
@@ -122,10 +153,9 @@ def _fast(block: bytes, names: list[str], columns: list[str], first_row: int) ->
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # e.g. invalid UTF-8
         raise _BadBlock from exc
-    if problems or table.num_rows != _lines(block):  # blank lines, swallowed quotes ...
+    if problems or (_may_hide_lines(block) and table.num_rows != _lines(block)):
         raise _BadBlock
-    rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
-    return RowBlock(table, rows, [], first_row + table.num_rows)
+    return table
 
 
 def _slow(
