@@ -404,7 +404,8 @@ def iter_catalog(path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iter
     if path.stat().st_size == 0:
         raise CatalogError("empty catalog file (0 bytes)")
     source = str(path)
-    if _is_parquet(path):
+    parquet = _is_parquet(path)
+    if parquet:
         names, sample = _parquet_head(path)
         cmap = resolve_columns(names, sample)
         batches = _parquet_batches(path, cmap, chunk_rows)
@@ -417,7 +418,9 @@ def iter_catalog(path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iter
     seen_keys = np.empty(0, dtype=np.int64)
     seen_rows = np.empty(0, dtype=np.int64)
     for block in batches:
-        table, rows, rejects = _valid_text(block.table, block.rows, source)
+        table, rows, rejects = block.table, block.rows, []
+        if parquet:  # (Arrow's CSV reader checked UTF-8 already)
+            table, rows, rejects = _valid_text(table, rows, source)
         if table.num_columns == 0:  # an unreadable Parquet row group: only its reject
             yield CatalogChunk(STARS.empty_table(), [*block.rejects])
             continue

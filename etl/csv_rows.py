@@ -12,6 +12,8 @@ every good line is kept.
 from __future__ import annotations
 
 import csv
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ import pyarrow.csv as pacsv
 
 from startrack.etl.errors import CatalogError
 
-BLOCK_BYTES = 8 << 20  #: bytes per parsed block (a few 10,000 rows)
+BLOCK_BYTES = 8 << 20  #: bytes per parsed block (~50,000 rows of a wide SDSS export)
 NULL_VALUES = ["", "NULL", "null", "NaN", "nan", "None"]
 
 
@@ -47,13 +49,69 @@ def iter_row_blocks(
     block_bytes = block_bytes or BLOCK_BYTES
     source = str(path)
     first_row = 1
-    for block in _raw_blocks(path, skip, block_bytes):
-        try:
-            out = _fast(block, names, columns, first_row)
-        except _BadBlock:
+
+    for block, table in _parsed_ahead(path, skip, block_bytes, names, columns):
+        if table is None:
             out = _slow(block, names, columns, first_row, source)
+        else:
+            out = _numbered(table, first_row)
         first_row = out.next_row
         yield out
+
+
+def _parsed_ahead(
+    path: Path, skip: int, block_bytes: int, names: list[str], columns: list[str]
+) -> Iterator[tuple[bytes, pa.Table | None]]:
+    """(block, Arrow's table or None) pairs, read and parsed by a thread up to 2 blocks ahead.
+
+    Reading and Arrow's parsing release the GIL, so they overlap the caller's work on the
+    previous block, as Arrow's own streaming reader would. The thread stops when the caller
+    does (even midway, e.g. after a sample), and its errors are raised here.
+    """
+    out: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for block in _raw_blocks(path, skip, block_bytes):
+                try:
+                    table = _fast(block, names, columns)
+                except _BadBlock:
+                    table = None
+                if not put((block, table)):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="csv-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _numbered(table: pa.Table, first_row: int) -> RowBlock:
+    rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
+    return RowBlock(table, rows, [], first_row + table.num_rows)
 
 
 def _raw_blocks(path: Path, skip: int, block_bytes: int) -> Iterator[bytes]:
@@ -88,31 +146,40 @@ def _raw_blocks(path: Path, skip: int, block_bytes: int) -> Iterator[bytes]:
                 carry = data
                 continue
             carry = data[end + 1 :]
-            if data[: end + 1].strip():
-                yield data[: end + 1]
+            yield data[: end + 1]  # (a block of blank lines becomes an empty block)
+
+
+def _may_hide_lines(block: bytes) -> bool:
+    """Whether Arrow could return fewer rows than lines: a quote (which may swallow line
+    ends) or a blank line (skipped). Cheap memchr/memmem scans; without either, one row per
+    line is guaranteed and the line count is not needed."""
+    return (
+        b'"' in block
+        or b"\n\n" in block
+        or b"\n\r\n" in block
+        or block.startswith((b"\n", b"\r\n"))
+    )
 
 
 def _lines(block: bytes) -> int:
     return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
 
 
-def _fast(block: bytes, names: list[str], columns: list[str], first_row: int) -> RowBlock:
+def _fast(block: bytes, names: list[str], columns: list[str]) -> pa.Table:
+    """Arrow's parse of a block, or _BadBlock when it cannot vouch for one row per line.
+
+    No ``invalid_row_handler``: with one, Arrow parses about twice as slowly; a row with the
+    wrong number of fields makes it raise instead, and the block goes the slow way.
+    """
     if not block.isascii():
         try:
             block.decode("utf-8")
-        except UnicodeDecodeError:  # (Arrow would fail the block, and its row handler too)
+        except UnicodeDecodeError:  # Arrow would fail the block anyway
             raise _BadBlock from None
-    problems: list[object] = []
-
-    def invalid_row(row) -> str:
-        problems.append(row)
-        return "skip"
-
     try:
         table = pacsv.read_csv(
             pa.BufferReader(block),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=len(block) + 1),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=invalid_row),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 20),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(columns, pa.string()),
                 include_columns=columns,
@@ -120,12 +187,11 @@ def _fast(block: bytes, names: list[str], columns: list[str], first_row: int) ->
                 strings_can_be_null=True,
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # e.g. invalid UTF-8
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # bad row, invalid UTF-8
         raise _BadBlock from exc
-    if problems or table.num_rows != _lines(block):  # blank lines, swallowed quotes ...
+    if _may_hide_lines(block) and table.num_rows != _lines(block):
         raise _BadBlock
-    rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
-    return RowBlock(table, rows, [], first_row + table.num_rows)
+    return table
 
 
 def _slow(

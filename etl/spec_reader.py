@@ -237,9 +237,9 @@ def _data_size(header: dict[str, Any], where: str = "HDU") -> int:
 # --------------------------------------------------------------------------- binary tables
 
 
-def _columns(header: dict[str, Any], extname: str) -> dict[str, tuple[int, str | None, int]]:
-    """Upper-case column name -> (byte offset, NumPy code or None, repeat) of a BINTABLE."""
-    cols: dict[str, tuple[int, str | None, int]] = {}
+def _columns(header: dict[str, Any], extname: str) -> dict[str, tuple[int, str | None, int, str]]:
+    """Upper-case column name -> (byte offset, NumPy code or None, repeat, FITS letter)."""
+    cols: dict[str, tuple[int, str | None, int, str]] = {}
     offset = 0
     for n in range(1, _int_key(header, "TFIELDS", 0, 0, 999, f"HDU {extname}") + 1):
         form = str(header.get(f"TFORM{n}", ""))
@@ -253,7 +253,7 @@ def _columns(header: dict[str, Any], extname: str) -> dict[str, tuple[int, str |
         name = str(header.get(f"TTYPE{n}", f"COL{n}")).strip().upper()
         if f"TSCAL{n}" in header or f"TZERO{n}" in header:
             code = None  # scaled or unsigned columns: let astropy apply the scaling
-        cols.setdefault(name, (offset, code, repeat))
+        cols.setdefault(name, (offset, code, repeat, m[2]))
         offset += size * repeat
     if offset != int(header.get("NAXIS1", -1)):
         raise _Unsupported(f"{extname}: column widths sum to {offset}, NAXIS1 says otherwise")
@@ -261,12 +261,12 @@ def _columns(header: dict[str, Any], extname: str) -> dict[str, tuple[int, str |
 
 
 def _table(
-    raw: bytes, header: dict[str, Any], cols: dict[str, tuple[int, str | None, int]], names
+    raw: bytes, header: dict[str, Any], cols: dict[str, tuple[int, str | None, int, str]], names
 ) -> np.ndarray:
     """A structured view of only ``names`` (upper-case, all present in ``cols``)."""
     formats = []
     for name in names:
-        _, code, repeat = cols[name]
+        _, code, repeat, _letter = cols[name]
         if code is None:
             raise _Unsupported(f"column {name} needs astropy")
         if code == "S":
@@ -328,17 +328,6 @@ def _coadd_arrays(
     ivar = arrays["ivar"].astype(np.float32)
     and_mask = arrays["and_mask"].astype(np.int64) if "and_mask" in arrays else None
     return loglam, flux, ivar, and_mask
-
-
-def _column_letters(header: dict[str, Any]) -> dict[str, str]:
-    """Upper-case column name -> FITS type letter (E, D, J, L, A ...) of a BINTABLE."""
-    out: dict[str, str] = {}
-    for n in range(1, _int_key(header, "TFIELDS", 0, 0, 999, "table") + 1):
-        m = _TFORM_RE.match(str(header.get(f"TFORM{n}", "")))
-        name = str(header.get(f"TTYPE{n}", f"COL{n}")).strip().upper()
-        if m:
-            out.setdefault(name, m[2])
-    return out
 
 
 def _primary_ids(header: dict[str, Any]) -> dict[str, int]:
@@ -404,7 +393,7 @@ def _read_fast(path: Path) -> SpecData:
         present,
         int(header["NAXIS2"]),
         {n: cols[n][2] for n in present},
-        _column_letters(header),
+        {n: cols[n][3] for n in present},
     )
     specobj = None
     if "SPECOBJ" in found:

@@ -86,7 +86,8 @@ def time_limit(seconds: float) -> Iterator[None]:
     """Raise FileTimeout in this thread after ``seconds`` (SIGALRM; main thread only).
 
     The header checks keep every file bounded already; this stops whatever they miss from
-    holding an ingest (and its writer lock) forever. Elsewhere it does nothing.
+    holding an ingest (and its writer lock) forever. Elsewhere it does nothing. Per file it
+    costs two ``setitimer`` calls; the handler is installed for the duration only.
     """
     if threading.current_thread() is not threading.main_thread() or seconds <= 0:
         yield

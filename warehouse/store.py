@@ -171,7 +171,10 @@ class Warehouse:
         try:
             lock.acquire()
         except OSError as exc:
-            raise storage_error(exc, f"locking the warehouse {self.root}") or exc from exc
+            error = storage_error(exc, f"locking the warehouse {self.root}")
+            if error is None:
+                raise
+            raise error from exc
         try:
             self._sweep_staging()
             self._sweep_orphan_parts()
