@@ -103,7 +103,7 @@ def _cursor(snap: Snapshot) -> duckdb.DuckDBPyConnection:
 
 
 def query(
-    snap: Snapshot, sql: str, params: list | None = None, small: bool = False
+    snap: Snapshot, sql: str, params: list | dict | None = None, small: bool = False
 ) -> pd.DataFrame:
     """Run internal SQL (ours, never the user's: that goes through warehouse.sql).
 
