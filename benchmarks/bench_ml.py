@@ -391,8 +391,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-budget", type=float, default=None, help="training budget, seconds")
     p.add_argument("--skip", nargs="*", default=[], choices=["generalization", "speed"])
     p.add_argument("--out", type=Path, default=None, help="write JSON here (+ .md beside it)")
+    p.add_argument(
+        "--speed-only",
+        type=Path,
+        metavar="WAREHOUSE",
+        help="only the speed section, with that warehouse's current model and spectra",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.speed_only:
+        from startrack.ml.dataset import load_training_data
+        from startrack.ml.score import current_model_dir
+        from startrack.warehouse.store import Warehouse
+
+        wh = Warehouse(args.speed_only)
+        data = load_training_data(wh.require_current())
+        out = {"machine": describe_machine(), "started_load": load(), "warehouse": str(wh.root)}
+        out["speed"] = speed(current_model_dir(wh), data, 2048, 200_000, 200)
+        print(json.dumps(out, indent=1, default=str))
+        if args.out:
+            args.out.write_text(json.dumps(out, indent=2, default=str))
+        return 0
     if not TEMPLATES.exists() or not LABELS.exists():
         p.error(f"real SDSS files not found under {SHARED}")
 
