@@ -92,7 +92,8 @@ def test_cone_api_and_page(dashboard_app, snap) -> None:  # noqa: F811
     assert "Cannot read the position" in str(cone.cone_view("1", "100", "1"))
 
 
-def test_sky_map_click_opens_the_star() -> None:
+def test_sky_map_click_opens_the_star(dashboard_app) -> None:  # noqa: F811
+    """Pages register with the one app, so the page module is imported after it exists."""
     import dash
 
     from startrack.dashboard.pages import explore
