@@ -23,8 +23,9 @@ N_SPECTRA = 120
 
 def build_dashboard_warehouse(root: Path, work: Path) -> Path:
     survey = work / "survey"
+    # exact templates: the dashboard's template fit then has an exact answer to show
     simulate_survey(survey, n_stars=N_STARS, n_spectra=N_SPECTRA, seed=1, templates=None,
-                    labels_from=None, workers=1)  # fmt: skip
+                    labels_from=None, workers=1, variety=False)  # fmt: skip
     wh = Warehouse(root)
     report = ingest(wh, catalogs=[survey / "catalog.csv"], spectra=[survey / "spectra"],
                     workers=1, progress=False)  # fmt: skip

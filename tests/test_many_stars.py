@@ -33,7 +33,8 @@ def test_casjobs_csv_with_plate_mjd_fiberid_columns() -> None:
     raw = b"#Table1\nplate,mjd,fiberID,subClass\n266,51630,3,A0\n266,51630,x,F5\n\n"
     ids = id_lists.from_csv(raw)
     assert ids.ids == ["0266-51630-0003"]
-    assert ids.invalid == [("row 3: 266-51630-x", "fiber must be a whole number, got 'x'")]
+    why = "fiber must be a whole number (digits 0-9), got 'x'"
+    assert ids.invalid == [("row 3: 266-51630-x", why)]
 
 
 def test_csv_with_an_id_column_or_no_header() -> None:
@@ -107,7 +108,12 @@ def test_lookup_many_one_row_per_id_in_order_with_unknowns(snap) -> None:
             assert row["lstm_label"] == mine.loc["lstm", "label"]
         else:
             assert pd.isna(row["lstm_label"])
-    assert "flags" not in df.columns and "fusion_spectral_type" not in df.columns
+        fusion = mine.loc["fusion"]  # the model's continuous type and the star's flags
+        assert list(row["flags"]) == list(fusion["flags"]) or row["flags"] == ";".join(
+            fusion["flags"]
+        )
+        if pd.notna(fusion["spectral_type"]):
+            assert row["fusion_spectral_type"] == pytest.approx(fusion["spectral_type"])
 
 
 def test_continuous_type_and_flags_appear_when_predictions_have_them(
