@@ -126,6 +126,8 @@ class TrainConfig:
     min_class_count: int = 20
     max_train_stars: int | None = None
     time_budget_s: float | None = None  #: stop after the epoch that crosses this
+    #: ... but never before this many epochs (on a slow or busy machine the run takes longer)
+    min_epochs: int = 0
     seed: int = 0
     threads: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -309,7 +311,10 @@ def train_model(
         """Fraction of the run done: by steps, or by the time budget when that comes first."""
         p = global_step / max(total_steps, 1)
         if cfg.time_budget_s:
-            p = max(p, (time.monotonic() - t_start) / cfg.time_budget_s)
+            t = (time.monotonic() - t_start) / cfg.time_budget_s
+            if cfg.min_epochs:  # a slow machine anneals over the minimum epochs instead
+                t = min(t, global_step / max(cfg.min_epochs * steps_per_epoch, 1))
+            p = max(p, t)
         return p
 
     batches = _Batches(
@@ -406,6 +411,8 @@ def train_model(
             if bad_epochs >= cfg.patience and progress_done() > 0.5:
                 log.info("early stop after epoch %d (best %d)", epoch, best[2])
                 break
+        if epoch < cfg.min_epochs:
+            continue  # an under-trained model makes wild misses: the budget waits for these
         if cfg.time_budget_s and time.monotonic() - t_start > cfg.time_budget_s:
             log.info("time budget %.0fs reached after epoch %d", cfg.time_budget_s, epoch)
             break

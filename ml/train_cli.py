@@ -57,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="stop after the epoch that crosses this many seconds",
     )
+    parser.add_argument(
+        "--min-epochs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train at least N epochs even past --time-budget (a slow machine takes longer "
+        "instead of giving an under-trained model)",
+    )
     parser.add_argument("--max-stars", type=int, default=None, help="cap on stars loaded")
     parser.add_argument("--max-spectra", type=int, default=60_000, help="cap on spectra loaded")
     parser.add_argument(
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         d_model=args.d_model,
         min_class_count=args.min_class_count,
         time_budget_s=args.time_budget,
+        min_epochs=max(0, args.min_epochs),
         model_options={} if args.line_indices is None else {"line_indices": args.line_indices},
     )
     t0 = time.perf_counter()

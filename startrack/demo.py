@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 STEPS = ("simulate", "ingest", "train", "score", "serve")
 
 
+#: Epochs the demo model trains at least, whatever the budget: fewer make wild misses.
+DEMO_MIN_EPOCHS = 6
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--survey", type=Path, default=Path("demo-survey"), help="where the demo survey files go"
@@ -105,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     meta = train_and_publish(
         wh,
-        TrainConfig(seed=args.seed, time_budget_s=args.train_budget),
+        TrainConfig(seed=args.seed, time_budget_s=args.train_budget, min_epochs=DEMO_MIN_EPOCHS),
         progress=False,
         wait=60.0,
         templates=_template_file(args.templates),

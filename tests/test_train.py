@@ -116,6 +116,15 @@ def test_time_budget_stops_training_and_still_returns_a_calibrated_model():
     assert set(result.meta["temperatures"]) == {"dense", "lstm", "fusion", "fusion_spectrum"}
 
 
+def test_min_epochs_outlast_the_time_budget():
+    """On a slow machine the budget would stop after one epoch: the minimum wins."""
+    data = synthetic_data(120, spec_fraction=0.5, seed=4)
+    cfg = TrainConfig(epochs=50, batch_size=16, min_class_count=2, time_budget_s=0.01)
+    assert len(train_model(data, cfg, progress=False).history) == 1
+    cfg.min_epochs = 3
+    assert len(train_model(data, cfg, progress=False).history) == 3
+
+
 def test_early_stopping_waits_for_the_annealing_half_then_stops():
     """Labels that carry no signal: validation never improves for long, so training stops,
     but not before half the schedule (early plateaus at a high learning rate are common)."""
