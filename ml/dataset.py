@@ -119,7 +119,11 @@ def load_training_data(
             f"snapshot {snapshot.id} has no labelled stars: "
             "ingest a catalogue with subclasses first"
         )
-    has = stars["has_spectrum"].fillna(False).to_numpy(bool) if "has_spectrum" in stars else None
+    has = (
+        stars["has_spectrum"].fillna(False).to_numpy(bool, copy=True)
+        if "has_spectrum" in stars
+        else None
+    )
     if has is None:
         has = np.zeros(len(stars), dtype=bool)
     order_key = np.array([split_fraction(s) for s in stars["star_id"]])

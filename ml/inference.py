@@ -89,8 +89,13 @@ def batched_logits(
     spectra: Spectra | None,
     spectrum_batch: int = SPECTRUM_BATCH,
     photometry_batch: int = PHOTOMETRY_BATCH,
+    profiles: list | None = None,
 ) -> dict[str, np.ndarray]:
-    """Raw logits per head, (n, K) float32; stars with and without spectra batched apart."""
+    """Raw logits per head, (n, K) float32; stars with and without spectra batched apart.
+
+    ``profiles``, when given, collects (star rows, line profile, its inverse variance) of each
+    spectrum batch from the same normalized, rest-frame arrays (quality.line_profiles), so the
+    outlier score costs no second pass over the spectra."""
     model.eval()
     n = raw.shape[0]
     k = model.cfg.n_classes
@@ -115,6 +120,8 @@ def batched_logits(
         )
         if model.cfg.rest_frame:
             fn, iv, m = to_rest_frame(fn, iv, m, raw[idx, 0])
+        if profiles is not None:
+            profiles.append((idx, *line_profiles(fn, iv, m)))
         res = model(tab, spectrum_channels(fn, iv, m), torch.ones(len(idx), dtype=torch.bool))
         for h in HEADS:
             out[h][idx] = res[h].numpy()
@@ -175,7 +182,9 @@ def predict_arrays(
     types = class_types(labels)
     temps = meta.get("temperatures", {})
     raw = raw_matrix(stars)
-    logits = batched_logits(model, standardizer_of(meta), raw, spectra)
+    detector = OutlierModel.from_dict(meta["outliers"]) if "outliers" in meta else None
+    profiles: list | None = [] if detector is not None else None
+    logits = batched_logits(model, standardizer_of(meta), raw, spectra, profiles=profiles)
     has = (spectra.row >= 0) if spectra is not None else np.zeros(len(stars), dtype=bool)
     k = min(topk, len(labels))
     out = {}
@@ -196,10 +205,8 @@ def predict_arrays(
     outlier = np.zeros(len(stars), dtype=bool)
     if spectra is not None and has.any():
         masked[has] = masked_fraction(spectra.mask[spectra.row[has]])
-        if "outliers" in meta:  # models trained before the outlier score existed have none
-            detector = OutlierModel.from_dict(meta["outliers"])
-            scores = detector.score(*spectrum_profiles(model, spectra, raw, np.flatnonzero(has)))
-            outlier[has] = scores > detector.threshold
+        for idx, profile, weight in profiles or ():  # none for models trained before it
+            outlier[idx] = detector.score(profile, weight) > detector.threshold
     flags = quality_flags(
         has,
         raw[:, 6].astype(np.float64),
