@@ -169,7 +169,8 @@ def test_scoring_on_the_cluster_gives_the_local_predictions(tmp_path, cluster, s
     dask = Warehouse(tmp_path / "dask")
     run_local = score_warehouse(local, progress=False)
     run_dask = score_warehouse(dask, progress=False, scheduler=cluster)
-    assert run_dask["stars_scored"] == run_local["stars_scored"] == 400 + 1
+    stars = len(local.current().table("stars"))  # 400, + 1 with the real SDSS spectrum
+    assert stars >= 400 and run_dask["stars_scored"] == run_local["stars_scored"] == stars
     sql = """select star_id, branch, label, prob, [t.label for t in topk] topk_labels,
                     [t.prob for t in topk] topk_probs, actual, correct, within_one, split
              from predictions order by star_id, branch"""
