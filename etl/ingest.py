@@ -291,8 +291,13 @@ def _write_part(w: Writer, rows: list[dict], part_no: int) -> pa.Table:
     path = w.new_spectra_part(part_no)
     pq.write_table(table, path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP)
     w.add_spectra_part(path)
-    rel = path.relative_to(w.root).as_posix()
-    rows_idx = np.arange(n, dtype=np.int32)
+    return index_rows(table, path.relative_to(w.root).as_posix())
+
+
+def index_rows(table: pa.Table, rel: str) -> pa.Table:
+    """``spectra_index`` rows of a part file: where each spectrum of ``table`` lives."""
+    n = table.num_rows
+    rows = np.arange(n, dtype=np.int32)
     return pa.table(
         {
             "plate": table["plate"],
@@ -300,8 +305,8 @@ def _write_part(w: Writer, rows: list[dict], part_no: int) -> pa.Table:
             "fiberid": table["fiberid"],
             "star_id": table["star_id"],
             "file": pa.array([rel] * n, pa.string()),
-            "row_group": pa.array(rows_idx // ROW_GROUP, pa.int32()),
-            "row": pa.array(rows_idx % ROW_GROUP, pa.int32()),
+            "row_group": pa.array(rows // ROW_GROUP, pa.int32()),
+            "row": pa.array(rows % ROW_GROUP, pa.int32()),
         },
         schema=SPECTRA_INDEX,
     )

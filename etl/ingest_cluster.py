@@ -29,7 +29,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from startrack.etl.ingest import PART_ROWS, ROW_GROUP, IngestReport, _reject, star_id_from_name
+from startrack.etl.ingest import (
+    PART_ROWS,
+    ROW_GROUP,
+    IngestReport,
+    _reject,
+    index_rows,
+    star_id_from_name,
+)
 from startrack.executors import Runner, open_executor
 from startrack.warehouse.schema import SPECTRA_INDEX, STARS
 from startrack.warehouse.store import Writer
@@ -192,18 +199,4 @@ def _drop_rows(w: Writer, path: Path, drop: list[int]) -> pa.Table | None:
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp, compression="zstd", compression_level=1, row_group_size=ROW_GROUP)
     os.replace(tmp, path)
-    n = table.num_rows
-    rows = np.arange(n, dtype=np.int32)
-    rel = path.relative_to(w.root).as_posix()
-    return pa.table(
-        {
-            "plate": table["plate"],
-            "mjd": table["mjd"],
-            "fiberid": table["fiberid"],
-            "star_id": table["star_id"],
-            "file": pa.array([rel] * n, pa.string()),
-            "row_group": pa.array(rows // ROW_GROUP, pa.int32()),
-            "row": pa.array(rows % ROW_GROUP, pa.int32()),
-        },
-        schema=SPECTRA_INDEX,
-    )
+    return index_rows(table, path.relative_to(w.root).as_posix())
