@@ -63,7 +63,9 @@ def survey_warehouse(
     from startrack.etl.simulate import simulate_survey
     from startrack.warehouse.store import Warehouse
 
-    tag = f"{name}-{n_stars}-{n_spectra}-{seed}"
+    from startrack.etl.simulate import SIMULATOR_VERSION
+
+    tag = f"{name}-{n_stars}-{n_spectra}-{seed}-v{SIMULATOR_VERSION}"
     root = workdir / tag
     wh = Warehouse(root / "warehouse")
     if (root / "READY").exists() and wh.current() is not None:

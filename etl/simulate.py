@@ -256,7 +256,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 2
+SIMULATOR_VERSION = 3
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -426,6 +426,10 @@ def _mk_neighbours(ts: TemplateSet) -> tuple[tuple[int, ...], ...]:
 CALIBRATION_SIGMA = 0.04
 #: Luminosity classes drawn for MK stars: log g and how often (dwarfs dominate SDSS spectra).
 LOGG_CLASSES = ((4.5, 0.6), (3.8, 0.12), (2.5, 0.22), (1.2, 0.06))
+#: [Fe/H] populations (share, mean, sigma): SDSS looks out of the disc, so a quarter of its
+#: stars are halo stars (Ivezic et al. 2008: disc ~ -0.2 +- 0.3, halo ~ -1.5 +- 0.4). A metal-
+#: poor G2 has the weak lines of an F5 dwarf; a model that never saw one calls it F5.
+FEH_POPULATIONS = ((0.75, -0.2, 0.3), (0.25, -1.5, 0.4))
 
 
 def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.ndarray:
@@ -449,7 +453,9 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.nda
         teff = 10.0 ** rng.uniform(math.log10(lo), math.log10(hi))
         loggs, weights = zip(*LOGG_CLASSES, strict=True)
         logg = float(rng.choice(loggs, p=weights)) + rng.normal(0.0, 0.2)
-        feh = float(np.clip(rng.normal(-0.3, 0.35), -2.0, 0.5))
+        share, mean, sigma = zip(*FEH_POPULATIONS, strict=True)
+        k = int(rng.choice(len(share), p=share))
+        feh = float(np.clip(rng.normal(mean[k], sigma[k]), -2.5, 0.5))
         flux = star_flux(name, ts.wavelength, teff, logg, feh)
     else:
         flux = np.clip(ts.flux[row], 1e-30, None)

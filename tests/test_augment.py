@@ -78,11 +78,34 @@ def test_smoothing_lowers_line_depth_but_keeps_its_position():
     assert (out[m] == 0).all()
 
 
+def test_cut_end_masks_one_contiguous_end_and_keeps_the_rest():
+    from startrack.grid import wavelength
+
+    flux, ivar, mask = _line_spectra(64)
+    out, iv, m = A.cut_end(flux, ivar, mask, torch.Generator().manual_seed(0))
+    wave = torch.as_tensor(wavelength())
+    new = m & ~mask
+    red = new[:, -1]
+    assert red.any() and (~red).any()  # both ends are lost, now and then
+    for row in range(64):
+        lost = wave[new[row]]
+        if red[row]:  # everything red of the edge, the edge between 6500 and 8800 A
+            assert 6500 <= float(lost.min()) <= 8800 and new[row, -1]
+            assert bool(new[row, int(new[row].nonzero()[0]) :].all())
+        else:
+            assert 3900 <= float(lost.max()) <= 4600
+            assert bool(m[row, : int(new[row].nonzero()[-1]) + 1].all())
+    assert (out[m] == 0).all() and (iv[m] == 0).all()
+    assert torch.equal(out[~m], flux[~m])
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_full_augmentation_preserves_shapes_masks_and_finiteness(seed):
     flux, ivar, mask = _line_spectra(16)
     g = torch.Generator().manual_seed(seed)
-    cfg = A.AugmentConfig(p_rv=1, p_redden=1, p_continuum=1, p_noise=1, p_smooth=1, p_mask_runs=1)
+    cfg = A.AugmentConfig(
+        p_rv=1, p_redden=1, p_continuum=1, p_noise=1, p_smooth=1, p_mask_runs=1, p_cut_end=1
+    )
     out, iv, m, ebv, snr = A.augment_spectra(flux, ivar, mask, g, cfg)
     assert out.shape == iv.shape == m.shape == flux.shape
     assert ebv.shape == snr.shape == (16,)

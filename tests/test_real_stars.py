@@ -135,6 +135,24 @@ def test_builtin_physics_luminosity_and_metallicity():
     assert _depth(poor, 5183.6, 3) < _depth(star_flux("K3", wave), 5183.6, 3)  # Mg b
 
 
+def test_the_builtin_survey_has_a_metal_poor_halo():
+    """A quarter of SDSS stars are halo stars ([Fe/H] ~ -1.5): a simulated K3 population must
+    hold stars whose Mg b is as weak as a metal-poor K3 dwarf's, and not only those."""
+    ctx = simulate._context(None)
+    wave = ctx.templates.wavelength
+    poor = _depth(star_flux("K3", wave, 4750, 4.5, -1.3), 5183.6, 3)
+    depths = np.array(
+        [
+            _depth(
+                simulate.star_template(_star(ctx, "K3"), np.random.default_rng(i), ctx), 5183.6, 3
+            )
+            for i in range(160)
+        ]
+    )
+    assert 0.1 < float((depths < poor).mean()) < 0.4  # a disc-only sky gives ~0.05
+    assert sum(share for share, _, _ in simulate.FEH_POPULATIONS) == pytest.approx(1.0)
+
+
 def test_teff_ranges_tile_the_sequence_so_the_label_is_the_nearest_subclass():
     names = [n for n in BUILTIN_NAMES if n[0] in "OBAFGKM" and n[-1] != "V" and n != "A0p"]
     bounds = [teff_range(n, BUILTIN_NAMES) for n in names]
