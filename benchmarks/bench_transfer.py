@@ -120,6 +120,15 @@ def by_label(truth: np.ndarray, t_true: np.ndarray, labels: np.ndarray, snr) -> 
     return out
 
 
+def nearest_class_type(spectral_type: np.ndarray, meta: dict) -> np.ndarray:
+    """MK number of the model's class nearest each continuous type (NaN stays NaN)."""
+    grid = np.unique(label_types(np.asarray(meta["labels"], dtype=object)))
+    grid = grid[np.isfinite(grid)]
+    t = np.asarray(spectral_type, dtype=float)
+    idx = np.abs(t[:, None] - grid[None, :]).argmin(1)
+    return np.where(np.isfinite(t), grid[idx], np.nan)
+
+
 def evaluate(model, meta: dict, data, rows: np.ndarray, condition: str = "native") -> dict:
     """Every head on ``rows`` (stars with a spectrum) under one observing condition."""
     from startrack.ml.inference import predict_arrays
@@ -135,6 +144,8 @@ def evaluate(model, meta: dict, data, rows: np.ndarray, condition: str = "native
             "accuracy": round(float((p.label == truth).mean()), 3),
             "label": type_metrics(t_true, label_types(p.label)),
             "continuous": type_metrics(t_true, p.spectral_type),
+            # the class nearest the posterior mean type (a decision rule for type error)
+            "nearest_to_mean": type_metrics(t_true, nearest_class_type(p.spectral_type, meta)),
         }
     flags = [f for fl in preds["fusion"].flags for f in fl]
     out["condition"] = condition
