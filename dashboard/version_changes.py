@@ -1,0 +1,142 @@
+"""The stars whose prediction changed between two model versions, from ``prediction_history``.
+
+One DuckDB query answers a comparison: the changed stars (limited, best-confidence first) and,
+through window counts, how many stars both versions answered, how many changed and how the
+changes split against the SDSS label — fixed (the newer version matches it), broken (the older
+one did), both wrong, or no SDSS label to judge by. Versions are ordered by training time, so
+"old → new" means the same whichever way round they were picked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import pandas as pd
+
+from startrack.dashboard import data
+from startrack.warehouse.store import Snapshot
+
+TABLE = "prediction_history"
+BRANCHES = ("fusion", "dense", "lstm")
+OUTCOMES = ("fixed", "broken", "both wrong", "no SDSS label")
+SPLITS = ("all", "test", "test_spectra", "train", "val")
+COLUMNS = ["star_id", "sdss_label", "old_prediction", "old_prob", "new_prediction",
+           "new_prob", "outcome", "snr", "split"]  # fmt: skip
+DEFAULT_LIMIT = 500
+_OUTCOME_COUNTS = ", ".join(
+    f"count(*) FILTER (changed AND outcome = '{o}') OVER () AS \"n_{o}\"" for o in OUTCOMES
+)
+
+
+@dataclass(frozen=True)
+class VersionChanges:
+    """A comparison of ``old`` and ``new`` on one branch and split."""
+
+    old: str
+    new: str
+    branch: str
+    split: str
+    outcome: str = "all"
+    missing: tuple[str, ...] = ()  #: versions with no per-star rows stored
+    compared: int = 0  #: stars both versions answered
+    changed: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  #: changed stars per outcome
+    listed: int = 0  #: changed stars passing the outcome filter (rows may be fewer: limit)
+    stars: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COLUMNS))
+
+    @property
+    def available(self) -> bool:
+        return not self.missing
+
+
+@lru_cache(maxsize=8)
+def history_versions(snap: Snapshot) -> tuple[str, ...]:
+    """Model versions with per-star rows in ``prediction_history``."""
+    if not data.has_table(snap, TABLE):
+        return ()
+    df = data.query(snap, f"SELECT DISTINCT model_version FROM {TABLE}")
+    return tuple(sorted(df["model_version"]))
+
+
+def chronological(snap: Snapshot, a: str, b: str) -> tuple[str, str]:
+    """(older, newer) by the models table's training time; unknown versions count as oldest."""
+    created = data.models(snap).set_index("version")["created_at"]
+
+    def when(v: str):
+        return created.get(v, pd.Timestamp.min.tz_localize("UTC"))
+
+    return (a, b) if pd.Timestamp(when(a)) <= pd.Timestamp(when(b)) else (b, a)
+
+
+def _split_sql(split: str) -> str:
+    if split == "all":
+        return "TRUE"
+    if split == "test_spectra":  # the test stars with a spectrum, as ml.score counts them
+        return "a.split = 'test' AND s.has_spectrum"
+    return f"a.split = '{split}'"  # one of SPLITS, checked by the caller
+
+
+@lru_cache(maxsize=64)
+def changed_stars(
+    snap: Snapshot,
+    a: str,
+    b: str,
+    branch: str = "fusion",
+    split: str = "all",
+    outcome: str = "all",
+    limit: int = DEFAULT_LIMIT,
+) -> VersionChanges:
+    """Stars whose ``branch`` answer differs between versions ``a`` and ``b`` (any order)."""
+    if branch not in BRANCHES or split not in SPLITS or outcome not in ("all", *OUTCOMES):
+        raise ValueError(f"unknown branch, split or outcome: {branch!r}, {split!r}, {outcome!r}")
+    old, new = chronological(snap, a, b)
+    have = set(history_versions(snap))
+    missing = tuple(v for v in (old, new) if v not in have)
+    base = VersionChanges(old, new, branch, split, outcome, missing=missing)
+    if missing:
+        return base
+    label, prob = f"{branch}_label", f"{branch}_prob"
+    df = data.query(
+        snap,
+        f"""
+        WITH a AS (SELECT plate, mjd, fiberid, star_id, split, {label} AS label, {prob} AS prob
+                   FROM {TABLE} WHERE model_version = $old AND {label} IS NOT NULL),
+             b AS (SELECT plate, mjd, fiberid, {label} AS label, {prob} AS prob
+                   FROM {TABLE} WHERE model_version = $new AND {label} IS NOT NULL),
+             j AS (
+                SELECT a.star_id, s.label AS sdss_label, a.label AS old_prediction,
+                       a.prob AS old_prob, b.label AS new_prediction, b.prob AS new_prob,
+                       CASE WHEN s.label IS NULL THEN 'no SDSS label'
+                            WHEN b.label = s.label THEN 'fixed'
+                            WHEN a.label = s.label THEN 'broken'
+                            ELSE 'both wrong' END AS outcome,
+                       s.snr, a.split, a.label <> b.label AS changed
+                FROM a JOIN b USING (plate, mjd, fiberid)
+                LEFT JOIN stars s USING (plate, mjd, fiberid)
+                WHERE {_split_sql(split)})
+        SELECT *, changed AND ($outcome = 'all' OR outcome = $outcome) AS listed,
+               count(*) OVER () AS n_compared,
+               count(*) FILTER (changed) OVER () AS n_changed,
+               count(*) FILTER (changed AND ($outcome = 'all' OR outcome = $outcome)) OVER ()
+                   AS n_listed,
+               {_OUTCOME_COUNTS}
+        FROM j
+        QUALIFY listed OR row_number() OVER () = 1  -- one row always: the counts
+        ORDER BY listed DESC, new_prob DESC, star_id
+        LIMIT $limit + 1
+        """,
+        {"old": old, "new": new, "outcome": outcome, "limit": int(limit)},
+    )
+    if df.empty:  # the two versions share no star
+        return base
+    first = df.iloc[0]
+    stars = df[df["listed"].astype(bool)].head(limit)[COLUMNS].reset_index(drop=True)
+    return VersionChanges(
+        old, new, branch, split, outcome,
+        compared=int(first["n_compared"]),
+        changed=int(first["n_changed"]),
+        counts={o: int(first[f"n_{o}"]) for o in OUTCOMES},
+        listed=int(first["n_listed"]),
+        stars=stars,
+    )  # fmt: skip
