@@ -15,6 +15,7 @@ from functools import lru_cache
 import pandas as pd
 
 from startrack.dashboard import data
+from startrack.warehouse.read import star_key
 from startrack.warehouse.store import Snapshot
 
 TABLE = "prediction_history"
@@ -140,3 +141,17 @@ def changed_stars(
         listed=int(first["n_listed"]),
         stars=stars,
     )  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def star_history(snap: Snapshot, star_id: str) -> pd.DataFrame:
+    """One star's stored answers, one row per model version (empty without the table)."""
+    cols = ["model_version", "fusion_label", "fusion_prob", "scoring_run"]
+    if not data.has_table(snap, TABLE):
+        return pd.DataFrame(columns=cols)
+    return data.query(
+        snap,
+        f"SELECT {', '.join(cols)} FROM {TABLE} WHERE plate = ? AND mjd = ? AND fiberid = ?",
+        list(star_key(star_id)),
+        small=True,
+    )

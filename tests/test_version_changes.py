@@ -125,3 +125,38 @@ def test_api_malformed_requests_answer_400(tv: TwoVersions, client, query: str) 
         r = client.get(f"{path}?{q}")
         assert r.status_code == 400, (path, q, r.data[:200])
         assert r.get_json()["error"]
+
+
+def test_accuracy_page_changes_view(tv: TwoVersions) -> None:
+    from startrack.dashboard.version_changes_view import changes_view
+
+    hand = _by_hand(tv)
+    text = str(changes_view(tv.new, tv.old, "all", "fusion", "all"))
+    assert f"{tv.old} → {tv.new}" in text and f"{len(hand):,} changed" in text
+    for outcome in ("fixed", "broken", "both wrong"):
+        assert f"{outcome}: {int((hand['outcome'] == outcome).sum()):,}" in text
+    assert "/api/version-changes.csv?" in text and hand.index[0] in text
+    missing = str(changes_view(tv.new, "20200101-oldmodel", "all", "fusion", "all"))
+    assert "No per-star predictions are stored for 20200101-oldmodel" in missing
+    assert "pick two different versions" in str(changes_view(tv.new, tv.new, "all", None, None))
+    assert changes_view(tv.new, None, "test", "fusion", "all") is None
+
+
+def test_star_page_previous_answer_is_read_from_the_history(tv: TwoVersions, monkeypatch) -> None:
+    from startrack.dashboard import star_extras
+
+    snap = tv.snapshot
+    hand = _by_hand(tv)
+    star_id = hand.index[0]
+    prev = star_extras.previous_prediction(snap, star_id)
+    assert prev["version"] == tv.old and prev["source"].startswith("stored by scoring run")
+    assert (prev["label"], prev["current_label"]) == (hand.loc[star_id, "old"],
+                                                      hand.loc[star_id, "new"])  # fmt: skip
+    view = str(star_extras.previous_prediction_view(star_id))
+    assert f"changed class: {hand.loc[star_id, 'old']} → {hand.loc[star_id, 'new']}" in view
+    # a previous version scored before the history existed: its artifact is run instead
+    monkeypatch.setattr(
+        version_changes, "star_history", lambda *_: pd.DataFrame(columns=["model_version"])
+    )
+    rerun = star_extras.previous_prediction(snap, star_id)
+    assert rerun["source"].startswith("re-run now") and rerun["label"] == prev["label"]
