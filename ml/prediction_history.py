@@ -116,11 +116,14 @@ def build_history(
             log.warning("previous predictions table has an older layout: not carried over")
             old_predictions = None
         if old_predictions is not None:  # versions scored before the history was kept
-            skip = ", ".join(_quote(v) for v in {*kept, version})
-            parts.append(
-                f"SELECT {cols} FROM ("
-                f"{_pivot_sql(con, old_predictions, f'model_version NOT IN ({skip})')})"
-            )
+            listed = f"SELECT DISTINCT model_version FROM read_parquet({_quote(old_predictions)})"
+            seed = {r[0] for r in con.execute(listed).fetchall()} - kept - {version}
+            if seed:  # usually none: a third branch in the union would cost a full re-sort
+                wanted = ", ".join(_quote(v) for v in sorted(seed))
+                parts.append(
+                    f"SELECT {cols} FROM ("
+                    f"{_pivot_sql(con, old_predictions, f'model_version IN ({wanted})')})"
+                )
         union = " UNION ALL ".join(parts)
         con.execute(
             f"COPY (SELECT * FROM ({union}) ORDER BY plate, mjd, fiberid, model_version) "
