@@ -20,6 +20,7 @@ from startrack.dashboard import data, overlay
 from startrack.dashboard.api import register_api
 from startrack.dashboard.api_stars import register_stars_api
 from startrack.dashboard.downloads import register_downloads
+from startrack.dashboard.version_changes_api import register_version_changes_api
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ def create_app(
     register_api(app.server)
     register_stars_api(app.server)
     register_downloads(app.server)
+    register_version_changes_api(app.server)
     app.server.register_error_handler(Exception, _bad_request)
     overlay.warm_up(data.templates_path())
     _app = app

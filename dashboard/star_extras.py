@@ -13,7 +13,7 @@ import dash_bootstrap_components as dbc
 import numpy as np
 from dash import html
 
-from startrack.dashboard import data, downloads, template_answer
+from startrack.dashboard import data, downloads, template_answer, version_changes
 from startrack.dashboard.components import error_alert
 from startrack.warehouse.store import WarehouseEmpty
 
@@ -131,27 +131,40 @@ def previous_version(snap) -> dict | None:
 
 
 def previous_prediction(snap, star_id: str) -> dict | None:
-    """The previous model version's fusion answer for the star, run now from its artifact.
+    """The previous model version's fusion answer for the star: as stored, else run now.
 
-    Only the current model's predictions are stored per star, so the older model is loaded
-    (once per process) and run on demand. None when there is no earlier version.
+    ``prediction_history`` keeps what each version answered when it was scored; a version
+    scored before that table existed is loaded from its artifact (once per process) and run
+    on demand. None when there is no earlier version.
     """
     prev = previous_version(snap)
     star = data.star_record(snap, star_id)
     if prev is None or star is None:
         return None
+    stored = data.star_predictions(snap, star_id)
+    now = stored.loc[stored["branch"] == "fusion", "label"]
+    hist = version_changes.star_history(snap, star_id)
+    kept = hist[hist["model_version"] == prev["version"]]
+    if not kept.empty:
+        row = kept.iloc[0]
+        return {
+            "version": prev["version"],
+            "label": row["fusion_label"],
+            "prob": float(row["fusion_prob"]),
+            "current_label": None if now.empty else now.iloc[0],
+            "source": f"stored by scoring run {row['scoring_run']}",
+        }
     spec = data.spectrum(snap, star_id)
     out = _predictor(str(snap.root / prev["path"])).predict_star(
         star, spec.as_record() if spec is not None else None
     )
     fusion = out["branches"].get("fusion") or {}
-    stored = data.star_predictions(snap, star_id)
-    now = stored.loc[stored["branch"] == "fusion", "label"]
     return {
         "version": prev["version"],
         "label": fusion.get("label"),
         "prob": fusion.get("prob"),
         "current_label": None if now.empty else now.iloc[0],
+        "source": "re-run now from its artifact (scored before answers were kept)",
     }
 
 
@@ -170,7 +183,10 @@ def previous_prediction_view(star_id: str | None):
     if prev is None or prev["label"] is None:
         return None
     changed = prev["current_label"] is not None and prev["label"] != prev["current_label"]
-    text = f"Previous model {prev['version']}: fusion {prev['label']} ({100 * prev['prob']:.1f}%)"
+    text = (
+        f"Previous model {prev['version']}: fusion {prev['label']} ({100 * prev['prob']:.1f}%), "
+        f"{prev['source']}"
+    )
     badge = (
         dbc.Badge(f"changed class: {prev['label']} → {prev['current_label']}", color="warning",
                   text_color="dark", className="ms-2", id="star-previous-changed")

@@ -50,6 +50,7 @@ from startrack.ml.dataset import DEFAULT_MAX_SPECTRA, _fixed_list, iter_spectra,
 from startrack.ml.features import split_of
 from startrack.ml.inference import Predictor, Spectra, predict_arrays
 from startrack.ml.model import HEADS
+from startrack.ml.prediction_history import record_history
 from startrack.ml.train import TrainConfig, train_model
 
 log = logging.getLogger(__name__)
@@ -465,6 +466,7 @@ def score_warehouse(
             )
             tables = evaluation_tables(tmp, version, meta["labels"])
             tmp.close()
+            record_history(w, snap, path, version)  # every version's answers, for comparisons
             w.put_parquet("predictions", path)
             for name, frame in tables.items():
                 w.put_table(name, replace_rows(snap, name, frame, version, HEADS))

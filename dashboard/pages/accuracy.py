@@ -12,6 +12,7 @@ from dash import Input, Output, State, callback, dcc, html
 
 from startrack.dashboard import data, downloads, fair_metrics, figures, version_compare
 from startrack.dashboard.components import card, control, error_alert, frame_table, info_alert
+from startrack.dashboard.version_changes_view import changes_controls, changes_view
 from startrack.warehouse.store import WarehouseEmpty
 
 SPLITS = (
@@ -146,12 +147,14 @@ def layout(**_query) -> html.Div:
                         dcc.Dropdown(
                             id="acc-compare",
                             options=versions[1:],
+                            value=versions[1] if len(versions) > 1 else None,
                             placeholder="pick an earlier version"
                             if len(versions) > 1
                             else "only one model version has metrics",
                             className="mb-2",
                         ),
                         html.Div(id="acc-compare-out"),
+                        changes_controls(),
                     ],
                 ),
                 className="mb-3",
@@ -333,11 +336,6 @@ def compare_view(version: str | None, other: str | None, branch: str | None, spl
         html.Div(frame_table(head, link_column=None), className="text-nowrap"),
         html.P(f"Confusion cells that moved most ({branch}, B − A):", className="small mt-2 mb-1"),
         frame_table(moved, link_column=None),
-        html.P(
-            "Per-star predictions are kept for the current model only, so the stars whose "
-            "prediction changed cannot be listed for older versions.",
-            className="small text-muted mb-0",
-        ),
     ]
 
 
@@ -348,6 +346,16 @@ callback(
     Input("acc-branch", "value"),
     Input("acc-split", "value"),
 )(compare_view)
+
+
+callback(
+    Output("acc-changes", "children"),
+    Input("acc-version", "value"),
+    Input("acc-compare", "value"),
+    Input("acc-split", "value"),
+    Input("acc-changes-branch", "value"),
+    Input("acc-changes-outcome", "value"),
+)(changes_view)
 
 
 def cell_stars(click: dict | None, version: str | None, branch: str | None, split: str | None):
