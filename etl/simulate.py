@@ -36,6 +36,9 @@ import pyarrow.csv as pacsv
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 from tqdm import tqdm
 
+from startrack.argtypes import folder
+from startrack.config import DEFAULT_SURVEY
+from startrack.errors import UsageError
 from startrack.etl.extinction import extinction_magnitudes
 from startrack.etl.fits_writer import (
     COADD_DTYPE,
@@ -752,7 +755,7 @@ def simulate_survey(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `startrack simulate`."""
     parser.add_argument(
-        "--out", type=Path, default=Path("demo_survey"),
+        "--out", type=folder, default=Path(DEFAULT_SURVEY),
         help="output folder: catalog.csv and spectra/spec-PPPP-MMMMM-FFFF.fits "
         "(spectra/ is replaced; default: %(default)s)",
     )  # fmt: skip
@@ -812,8 +815,7 @@ def run(args: argparse.Namespace) -> int:
             scheduler=resolve_scheduler(args.scheduler),
         )
     except (ValueError, FileNotFoundError) as exc:
-        log.error("simulate: %s", exc)
-        return 2
+        raise UsageError(str(exc)) from None
     print(
         f"Simulated {summary.n_stars:,} stars ({summary.n_spectra:,} with spectra"
         f"{f', {summary.n_bad_files} bad files' if summary.n_bad_files else ''}) "

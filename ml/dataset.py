@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from startrack.errors import NothingToTrain
 from startrack.grid import NPIX
 from startrack.ml.features import MAG_COLUMNS, MAGERR_COLUMNS, split_fraction
 from startrack.ml.train import TrainingData
@@ -115,7 +116,7 @@ def load_training_data(
     """
     stars = load_stars(snapshot)
     if stars.empty:
-        raise ValueError(
+        raise NothingToTrain(
             f"snapshot {snapshot.id} has no labelled stars: "
             "ingest a catalogue with subclasses first"
         )

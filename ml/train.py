@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from startrack.errors import NothingToTrain
 from startrack.labels import normalize_subclass, sort_key
 from startrack.ml.augment import (
     AugmentConfig,
@@ -239,8 +240,9 @@ def train_model(
     train_all = np.flatnonzero(split == "train")
     classes = class_set(stars["label"].iloc[train_all], cfg.min_class_count)
     if len(classes) < 2:
-        raise ValueError(
-            f"need at least 2 labels with >= {cfg.min_class_count} training stars, got {classes}"
+        raise NothingToTrain(
+            f"need at least 2 labels with >= {cfg.min_class_count} training stars, got {classes}: "
+            "ingest more labelled stars or lower --min-class-count"
         )
     index = {c: i for i, c in enumerate(classes)}
     y = stars["label"].map(index).fillna(-1).to_numpy(np.int64)

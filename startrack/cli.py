@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the published warehouse is unchanged", file=sys.stderr)
         return 130
-    except _user_errors() as exc:
+    except UserError as exc:
         print(f"startrack {args.command}: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     except OSError as exc:  # a full disk or a read-only warehouse raised below any writer
@@ -98,14 +98,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"startrack {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from startrack.etl.ingest import NoInput
-    from startrack.warehouse.sql import QueryFailed, QueryRefused
-    from startrack.warehouse.store import WarehouseBusy, WarehouseEmpty
-
-    return (UserError, NoInput, QueryFailed, QueryRefused, WarehouseBusy, WarehouseEmpty)
 
 
 if __name__ == "__main__":

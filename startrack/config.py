@@ -7,6 +7,8 @@ from pathlib import Path
 
 ENV_WAREHOUSE = "STARTRACK_WAREHOUSE"
 DEFAULT_WAREHOUSE = "warehouse"
+#: Where `startrack simulate` and `startrack demo` write the demo survey unless told otherwise.
+DEFAULT_SURVEY = "demo-survey"
 
 
 def warehouse_dir(cli_value: str | os.PathLike[str] | None = None) -> Path:
