@@ -39,7 +39,8 @@ from startrack.etl.csv_rows import RowBlock, iter_row_blocks
 from startrack.etl.errors import CatalogError
 from startrack.etl.spectra import ID_RANGES
 from startrack.labels import normalize_subclass
-from startrack.warehouse.schema import BANDS, STARS
+from startrack.vocabulary import BANDS
+from startrack.warehouse.contract import STARS
 
 log = logging.getLogger(__name__)
 

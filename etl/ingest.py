@@ -31,7 +31,7 @@ from startrack.errors import UsageError
 from startrack.etl.catalog import iter_catalog
 from startrack.etl.merge import merge_stars
 from startrack.etl.spectra import process_spec_file
-from startrack.warehouse.schema import INGEST_RUNS, REJECTS, SPECTRA, SPECTRA_INDEX, STARS
+from startrack.warehouse.contract import INGEST_RUNS, REJECTS, SPECTRA, SPECTRA_INDEX, STARS
 from startrack.warehouse.store import Warehouse, Writer
 
 log = logging.getLogger(__name__)

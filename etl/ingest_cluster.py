@@ -38,7 +38,7 @@ from startrack.etl.ingest import (
     star_id_from_name,
 )
 from startrack.executors import Runner, open_executor
-from startrack.warehouse.schema import SPECTRA_INDEX, STARS
+from startrack.warehouse.contract import SPECTRA_INDEX, STARS
 from startrack.warehouse.store import Writer
 
 

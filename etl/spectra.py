@@ -21,7 +21,8 @@ from startrack.etl.errors import EtlError, IdentityError, reject
 from startrack.etl.resample import GridSpectrum, place_on_grid
 from startrack.etl.spec_reader import SpecData, read_spec
 from startrack.labels import normalize_subclass
-from startrack.warehouse.schema import BANDS, STARS
+from startrack.vocabulary import BANDS
+from startrack.warehouse.contract import STARS
 
 log = logging.getLogger(__name__)
 

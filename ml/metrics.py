@@ -25,6 +25,7 @@ from sklearn.metrics import (
 )
 
 from startrack.labels import sort_key, spectral_type_of
+from startrack.warehouse import contract
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,10 @@ DEFAULT_SNR_BINS: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0, 40.0, math.inf)
 #: Equal-width confidence bins for the expected calibration error.
 ECE_BINS = 15
 
-METRICS_COLUMNS = ["model_version", "branch", "split", "metric", "snr_bin", "value", "n"]
-CLASS_METRICS_COLUMNS = [
-    "model_version",
-    "branch",
-    "split",
-    "label",
-    "precision",
-    "recall",
-    "f1",
-    "support",
-]
-CONFUSION_COLUMNS = ["model_version", "branch", "split", "actual", "predicted", "n"]
+#: Columns of the warehouse tables these rows go to (declared in startrack.warehouse.contract).
+METRICS_COLUMNS = contract.schema("metrics").names
+CLASS_METRICS_COLUMNS = contract.schema("class_metrics").names
+CONFUSION_COLUMNS = contract.schema("confusion").names
 
 
 @dataclass

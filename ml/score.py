@@ -1,30 +1,8 @@
 """`startrack train` / `startrack score` against the warehouse: publish a model, score all stars.
 
-Tables this module writes (one new snapshot per command):
-
-``models`` (one row per trained model; exactly one has is_current):
-    version VARCHAR, created_at TIMESTAMP(UTC), path VARCHAR (relative to the warehouse,
-    'models/<version>'), data_snapshot VARCHAR, labels VARCHAR (JSON list), n_classes INT,
-    n_train INT, n_train_spectra INT, n_val INT, val_fusion_accuracy DOUBLE,
-    val_dense_accuracy DOUBLE, val_lstm_accuracy DOUBLE, best_epoch INT, epochs_run INT,
-    train_seconds DOUBLE, hyperparameters VARCHAR (JSON), temperatures VARCHAR (JSON),
-    code_version VARCHAR, is_current BOOLEAN.
-``predictions`` (one row per star, for the current model):
-    plate INT, mjd INT, fiberid INT, star_id VARCHAR, model_version VARCHAR, split VARCHAR
-    ('train'|'val'|'test'), has_spectrum BOOLEAN, label VARCHAR (the catalogue's, may be NULL),
-    {fusion,dense,lstm}_label VARCHAR, {fusion,dense,lstm}_prob DOUBLE (calibrated),
-    {fusion,dense,lstm}_topk_labels LIST<VARCHAR>[3], {..}_topk_probs LIST<FLOAT>[3] (best
-    first); lstm_* NULL without a spectrum; ingest_run VARCHAR (of the star row scored),
-    scoring_run VARCHAR.
-``metrics`` / ``class_metrics`` / ``confusion``: columns of startrack.ml.metrics
-    (METRICS_COLUMNS, CLASS_METRICS_COLUMNS, CONFUSION_COLUMNS); branch in dense|lstm|fusion,
-    split 'test' (all labelled test stars; a rare label the model cannot output counts as
-    wrong) or 'test_spectra' (test stars with a spectrum: the three branches on equal footing).
-    No log_loss: only the top-3 probabilities are stored.
-``scoring_runs``: run_id VARCHAR, model_version VARCHAR, snapshot_id VARCHAR (scored data),
-    mode VARCHAR ('incremental'|'full'), started_at, finished_at TIMESTAMP(UTC),
-    stars_total BIGINT, stars_scored BIGINT, spectra_scored BIGINT, seconds DOUBLE,
-    stars_per_second DOUBLE, status VARCHAR.
+Writes ``models`` (train), ``predictions``, ``metrics``, ``class_metrics``, ``confusion`` and
+``scoring_runs`` (score; the baselines' rows at train time), one new snapshot per command; the
+columns are declared in startrack.warehouse.contract.
 
 Incremental scoring re-scores only stars that are new or whose ingest_run changed since the
 current model scored them; --full (or a new model) re-scores everything.
@@ -51,6 +29,7 @@ from startrack.ml.features import split_of
 from startrack.ml.inference import Predictor, Spectra, predict_arrays
 from startrack.ml.model import HEADS
 from startrack.ml.train import TrainConfig, train_model
+from startrack.warehouse.contract import PREDICTIONS
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +60,8 @@ def _now() -> datetime:
 def current_model_row(snapshot) -> dict | None:
     if snapshot is None:
         return None
-    models = snapshot.table("models").to_pandas() if "models" in snapshot.tables else None
-    if models is None or models.empty:
+    models = snapshot.table("models").to_pandas()
+    if models.empty:
         return None
     cur = models[models["is_current"]]
     row = (cur if not cur.empty else models.sort_values("created_at")).iloc[-1]
@@ -162,7 +141,7 @@ def train_and_publish(
             "code_version": json.dumps(code_version()),
             "is_current": True,
         }
-        old = w.base.table("models").to_pandas() if w.base and "models" in w.base.tables else None
+        old = w.base.table("models").to_pandas() if w.base else None
         models = pd.DataFrame([row])
         if old is not None and not old.empty:
             old["is_current"] = False
@@ -234,32 +213,6 @@ def _to_rows(
             )
         )
     return pa.concat_tables(tables)
-
-
-#: The ``predictions`` table (README: warehouse schema).
-PREDICTIONS = pa.schema(
-    [
-        ("plate", pa.int32()),
-        ("mjd", pa.int32()),
-        ("fiberid", pa.int32()),
-        ("star_id", pa.string()),
-        ("model_version", pa.string()),
-        ("branch", pa.string()),
-        ("label", pa.string()),
-        ("prob", pa.float64()),
-        ("topk", pa.list_(pa.struct([("label", pa.string()), ("prob", pa.float64())]))),
-        ("spectral_type", pa.float64()),
-        ("spectral_type_err", pa.float64()),
-        ("flags", pa.list_(pa.string())),
-        ("actual", pa.string()),
-        ("correct", pa.bool_()),
-        ("within_one", pa.bool_()),
-        ("split", pa.string()),
-        ("ingest_run", pa.string()),
-        ("run_id", pa.string()),
-        ("scored_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 
 
 def _write_part(w, table: pa.Table, n: int) -> str:
@@ -369,7 +322,7 @@ def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, p
 
 def replace_rows(base, name: str, new: pd.DataFrame, version: str, branches) -> pd.DataFrame:
     """Old rows of other model versions / branches kept; this version's branches replaced."""
-    if base is None or name not in base.tables:
+    if base is None:
         return new
     old = base.table(name).to_pandas()
     if old.empty:
@@ -414,8 +367,7 @@ def score_warehouse(
             stars = con.execute(f"SELECT {', '.join(cols)} FROM stars").df()
         finally:
             con.close()
-        has_old = not full and "predictions" in snap.tables
-        old = snap.table("predictions") if has_old else None
+        old = None if full else snap.table("predictions")
         mode, keep, todo = "full", None, stars
         if not full and old is not None and old.num_rows:
             same_model = pc.equal(old["model_version"], version)
@@ -485,10 +437,10 @@ def score_warehouse(
             "stars_per_second": n_scored / seconds if seconds > 0 else None,
             "status": "ok",
         }
-        runs = snap.table("scoring_runs").to_pandas() if "scoring_runs" in snap.tables else None
+        runs = snap.table("scoring_runs").to_pandas()
         runs = (
             pd.DataFrame([run])
-            if runs is None or runs.empty
+            if runs.empty
             else pd.concat([runs, pd.DataFrame([run])], ignore_index=True)
         )
         w.put_table("scoring_runs", runs)

@@ -12,7 +12,7 @@ from startrack.grid import NPIX
 from startrack.ml.dataset import load_training_data
 from startrack.ml.score import score_warehouse, train_and_publish, warehouse_predictor
 from startrack.ml.train import TrainConfig
-from startrack.warehouse.schema import SPECTRA
+from startrack.warehouse.contract import SPECTRA
 from startrack.warehouse.store import Warehouse
 
 
