@@ -34,12 +34,14 @@ import numpy as np
 import pandas as pd
 from machine import describe_machine
 
+from startrack.vocabulary import BASELINES
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "sdss"
 TEMPLATES = SHARED / "templates" / "spEigenStar-53724.fits"
 LABELS = SHARED / "catalog" / "star_subclass_labels.csv"
-HEAD_BRANCHES = ("fusion", "dense", "lstm")
+HEAD_BRANCHES = ("fusion", "dense", "lstm")  #: table order of startrack.vocabulary.BRANCHES
 PREVIOUS_FRONT_END = [[32, 7, 2], [48, 5, 2], [64, 5, 2], [64, 5, 2], [64, 3, 2]]
-BASELINE_BRANCHES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
+BASELINE_BRANCHES = BASELINES
 
 log = logging.getLogger("bench_ml")
 

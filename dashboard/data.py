@@ -30,17 +30,17 @@ import pandas as pd
 
 from startrack import grid
 from startrack.labels import sort_key
+from startrack.star_id import star_key
+from startrack.vocabulary import BASELINES, BRANCHES
 from startrack.warehouse.contract import STORED_TABLES
 from startrack.warehouse.contract import schema as declared_schema
-from startrack.warehouse.read import Spectrum, read_spectrum, read_star, star_key
+from startrack.warehouse.read import Spectrum, read_spectrum, read_star
 from startrack.warehouse.store import Snapshot, Warehouse, WarehouseEmpty
 
 log = logging.getLogger(__name__)
 
-MODEL_BRANCHES = ("dense", "lstm", "fusion")
-BASELINES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
+MODEL_BRANCHES = BRANCHES  #: the model's branches (startrack.vocabulary), named for the pages
 HEADLINE_METRICS = ("accuracy", "macro_f1", "within_one")
-BANDS = ("u", "g", "r", "i", "z")
 ENV_TEMPLATES = "STARTRACK_TEMPLATES"  #: optional path of the real SDSS template file
 OPEN_SNAPSHOTS = 4  #: read-only connections kept open (old ones stay readable meanwhile)
 

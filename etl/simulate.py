@@ -43,7 +43,6 @@ from startrack.etl.extinction import extinction_magnitudes
 from startrack.etl.fits_writer import (
     COADD_DTYPE,
     SpecObj,
-    spec_filename,
     write_spec_lite,
 )
 from startrack.etl.photometry import BANDS, observe_psf_mags, weights_for_loglam
@@ -57,6 +56,7 @@ from startrack.etl.templates import (
 from startrack.executors import add_scheduler_argument, open_executor, resolve_scheduler
 from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
 from startrack.labels import MK_LETTERS, normalize_subclass
+from startrack.star_id import spec_file_name
 
 log = logging.getLogger(__name__)
 
@@ -612,7 +612,7 @@ def render_chunk(
     out = []
     for star in records:
         coadd, obj, rendered = render_spectrum(star, seed, _star_context(star, templates_path))
-        name = spec_filename(obj.plate, obj.mjd, obj.fiber)
+        name = spec_file_name(obj.plate, obj.mjd, obj.fiber)
         write_spec_lite(Path(spectra_dir) / name, obj, coadd, seed)
         out.append(rendered)
     return out
@@ -631,7 +631,7 @@ def _write_bad_files(
     for k, idx in enumerate(chosen):
         star = stars.loc[idx].to_dict() | {"index": int(idx), "snr_target": 20.0}
         coadd, obj, _ = render_spectrum(star, seed, _star_context(star, templates_path))
-        path = spectra_dir / spec_filename(obj.plate, obj.mjd, obj.fiber)
+        path = spectra_dir / spec_file_name(obj.plate, obj.mjd, obj.fiber)
         kind = k % 3
         if kind == 0:  # truncated mid-way, as an interrupted download
             write_spec_lite(path, obj, coadd, seed)

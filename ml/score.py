@@ -23,18 +23,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from startrack.errors import NotReady
-from startrack.labels import spectral_type_of
+from startrack.labels import within_one_array
 from startrack.ml.dataset import DEFAULT_MAX_SPECTRA, _fixed_list, iter_spectra, load_training_data
 from startrack.ml.features import split_of
 from startrack.ml.inference import Predictor, Spectra, predict_arrays
 from startrack.ml.model import HEADS
 from startrack.ml.train import TrainConfig, train_model
+from startrack.vocabulary import BASELINES, EVAL_SPLITS
 from startrack.warehouse.contract import PREDICTIONS
 
 log = logging.getLogger(__name__)
 
 PHOTOMETRY_CHUNK = 100_000
-BASELINES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
 SCORE_COLUMNS = (
     "plate",
     "mjd",
@@ -221,15 +221,6 @@ def _write_part(w, table: pa.Table, n: int) -> str:
     return str(path)
 
 
-def within_one_array(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Vectorized labels.within_one_subtype: each distinct label is parsed once."""
-    types = {lab: spectral_type_of(lab) for lab in set(actual) | set(predicted) if lab}
-    a = np.array([types.get(x) if x else None for x in actual], dtype=float)
-    b = np.array([types.get(x) if x else None for x in predicted], dtype=float)
-    close = np.abs(a - b) <= 1.0
-    return np.asarray(close | (actual == predicted), dtype=bool)
-
-
 def _score_stream(snap, model, meta, todo: pd.DataFrame, run_id: str, progress: bool):
     """Yield prediction tables: spectrum stars streamed from part files, then the rest.
 
@@ -276,11 +267,6 @@ def _topk_proba(topk: pd.Series, classes: list[str]) -> np.ndarray:
         for e in entries:
             proba[r, index[e["label"]]] = e["prob"]
     return proba
-
-
-#: Evaluation splits: held-out test stars; the test stars with a spectrum (the three branches
-#: on equal footing); every labelled star (training stars included: optimistic, for browsing).
-EVAL_SPLITS = ("test", "test_spectra", "all")
 
 
 def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, pd.DataFrame]:

@@ -16,10 +16,10 @@ from dash import Input, Output, State, callback, ctx, dcc, html
 
 from startrack.dashboard import data, figures, overlay, star_extras
 from startrack.dashboard.components import card, control, error_alert, fmt, info_alert
-from startrack.dashboard.lines import DEFAULT_GROUPS, GROUPS
-from startrack.dashboard.star_ids import EXAMPLE, InvalidStarId, from_parts, parse_star_id
 from startrack.labels import within_one_subtype
+from startrack.lines import DEFAULT_GROUPS, GROUPS
 from startrack.sdss_urls import star_links
+from startrack.star_id import EXAMPLE, InvalidStarId, from_parts, parse_star_id
 from startrack.warehouse.store import WarehouseEmpty
 
 log = logging.getLogger(__name__)
