@@ -18,6 +18,7 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY startrack ./startrack
 COPY etl ./etl
+COPY simulator ./simulator
 COPY warehouse/*.py ./warehouse/
 COPY ml ./ml
 COPY dashboard ./dashboard

@@ -151,10 +151,10 @@ def main() -> None:
     logging.getLogger("distributed").setLevel(logging.ERROR)
 
     from startrack.etl.ingest import find_spectrum_files, ingest
-    from startrack.etl.simulate import simulate_survey
     from startrack.ml.score import score_warehouse, train_and_publish
     from startrack.ml.score_cluster import model_loads
     from startrack.ml.train import TrainConfig
+    from startrack.simulator.simulate import simulate_survey
     from startrack.warehouse.store import Warehouse
 
     print(describe_machine(), flush=True)

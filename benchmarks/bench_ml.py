@@ -62,7 +62,7 @@ def survey_warehouse(
 ):
     """Simulate + ingest once; a later run with the same sizes reuses the warehouse."""
     from startrack.etl.ingest import ingest
-    from startrack.etl.simulate import simulate_survey
+    from startrack.simulator.simulate import simulate_survey
     from startrack.warehouse.store import Warehouse
 
     tag = f"{name}-{n_stars}-{n_spectra}-{seed}"
@@ -145,9 +145,9 @@ def summarize(metrics: pd.DataFrame) -> dict:
 
 def builtin_template_fit(data, version: str) -> dict:
     """Template fit with the built-in templates (they differ from the data) on test spectra."""
-    from startrack.etl.templates import load_templates
     from startrack.ml.metrics import evaluate
     from startrack.ml.template_fit import TemplateFitter
+    from startrack.simulator.templates import load_templates
 
     test = np.flatnonzero((data.split == "test") & (data.spec_row >= 0))
     rows = data.spec_row[test]

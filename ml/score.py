@@ -104,8 +104,8 @@ def train_and_publish(
     meta = {**result.meta, "version": version}
     baseline_tables: dict[str, pd.DataFrame] = {}
     if baselines:
-        from startrack.etl.templates import load_templates
         from startrack.ml.baselines import run_baselines
+        from startrack.simulator.templates import load_templates
 
         t0 = time.monotonic()
         baseline_tables = run_baselines(

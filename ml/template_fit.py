@@ -37,7 +37,7 @@ KMS_PER_PIXEL: float = float(np.log(10.0) * grid.C_KMS * grid.DLOGLAM)
 
 
 class TemplateSetLike(Protocol):
-    """What a template set must offer (startrack.etl.templates.TemplateSet does)."""
+    """What a template set must offer (startrack.simulator.templates.TemplateSet does)."""
 
     names: list[str]  # raw SDSS names, e.g. 'K3', 'M2V', 'Carbon_lines'
     loglam: np.ndarray  # (npix,) shared or (n_templates, npix): log10(lambda / A)

@@ -18,7 +18,10 @@ from startrack.errors import EXIT_CODES, UserError, storage_error
 
 #: name -> (module, one-line help). Modules expose add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("startrack.etl.simulate", "write a realistic demo survey in SDSS file formats"),
+    "simulate": (
+        "startrack.simulator.simulate",
+        "write a realistic demo survey in SDSS file formats",
+    ),
     "fetch": ("startrack.etl.fetch.cli", "download the SDSS catalog and spectra, resumably"),
     "ingest": ("startrack.etl.cli", "ingest SDSS catalog and spectrum files into the warehouse"),
     "sql": ("startrack.warehouse.cli", "run a read-only SQL query against the warehouse"),

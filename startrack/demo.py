@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from startrack.config import warehouse_dir
     from startrack.etl.ingest import ingest
-    from startrack.etl.simulate import SIMULATOR_VERSION, simulate_survey
+    from startrack.simulator.simulate import SIMULATOR_VERSION, simulate_survey
     from startrack.warehouse.store import Warehouse
 
     wh = Warehouse(warehouse_dir(args.warehouse))

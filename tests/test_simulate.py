@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from startrack.errors import UsageError
-from startrack.etl.simulate import (
+from startrack.simulator.simulate import (
     CATALOG_COLUMNS,
     add_arguments,
     plan_survey,

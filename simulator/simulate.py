@@ -39,23 +39,23 @@ from tqdm import tqdm
 from startrack.argtypes import folder
 from startrack.config import DEFAULT_SURVEY
 from startrack.errors import UsageError
-from startrack.etl.extinction import extinction_magnitudes
-from startrack.etl.fits_writer import (
+from startrack.executors import add_scheduler_argument, open_executor, resolve_scheduler
+from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
+from startrack.labels import MK_LETTERS, normalize_subclass
+from startrack.simulator.extinction import extinction_magnitudes
+from startrack.simulator.fits_writer import (
     COADD_DTYPE,
     SpecObj,
     write_spec_lite,
 )
-from startrack.etl.photometry import BANDS, observe_psf_mags, weights_for_loglam
-from startrack.etl.templates import (
+from startrack.simulator.photometry import BANDS, observe_psf_mags, weights_for_loglam
+from startrack.simulator.templates import (
     TemplateSet,
     extend_for_photometry,
     load_templates,
     star_flux,
     teff_range,
 )
-from startrack.executors import add_scheduler_argument, open_executor, resolve_scheduler
-from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
-from startrack.labels import MK_LETTERS, normalize_subclass
 from startrack.star_id import spec_file_name
 
 log = logging.getLogger(__name__)
