@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.speed_only:
         from startrack.ml.dataset import load_training_data
-        from startrack.ml.score import current_model_dir
+        from startrack.ml.registry import current_model_dir
         from startrack.warehouse.store import Warehouse
 
         wh = Warehouse(args.speed_only)
@@ -420,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from startrack.ml.dataset import load_training_data
-    from startrack.ml.score import current_model_dir, score_warehouse, train_and_publish
+    from startrack.ml.publish import train_and_publish
+    from startrack.ml.registry import current_model_dir
+    from startrack.ml.score import score_warehouse
     from startrack.ml.train import TrainConfig
 
     torch.set_num_threads(os.cpu_count() or 2)

@@ -1,8 +1,8 @@
-"""`startrack train` / `startrack score` against the warehouse: publish a model, score all stars.
+"""`startrack score` against the warehouse: score stars with the current model, publish.
 
-Writes ``models`` (train), ``predictions``, ``metrics``, ``class_metrics``, ``confusion`` and
-``scoring_runs`` (score; the baselines' rows at train time), one new snapshot per command; the
-columns are declared in startrack.warehouse.contract.
+Writes ``predictions``, this version's ``metrics``/``class_metrics``/``confusion`` rows
+(startrack.ml.evaluation) and a ``scoring_runs`` row, in one new snapshot; the columns are
+declared in startrack.warehouse.contract. The current model comes from startrack.ml.registry.
 
 Incremental scoring re-scores only stars that are new or whose ingest_run changed since the
 current model scored them; --full (or a new model) re-scores everything.
@@ -10,11 +10,9 @@ current model scored them; --full (or a new model) re-scores everything.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,12 +22,12 @@ import pyarrow.parquet as pq
 
 from startrack.errors import NotReady
 from startrack.labels import within_one_array
-from startrack.ml.dataset import DEFAULT_MAX_SPECTRA, _fixed_list, iter_spectra, load_training_data
+from startrack.ml.dataset import _fixed_list, iter_spectra
+from startrack.ml.evaluation import evaluation_tables, replace_rows
 from startrack.ml.features import split_of
-from startrack.ml.inference import Predictor, Spectra, predict_arrays
+from startrack.ml.inference import Spectra, predict_arrays
 from startrack.ml.model import HEADS
-from startrack.ml.train import TrainConfig, train_model
-from startrack.vocabulary import BASELINES, EVAL_SPLITS
+from startrack.ml.registry import current_model_row
 from startrack.warehouse.contract import PREDICTIONS
 
 log = logging.getLogger(__name__)
@@ -55,102 +53,6 @@ SCORE_COLUMNS = (
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def current_model_row(snapshot) -> dict | None:
-    if snapshot is None:
-        return None
-    models = snapshot.table("models").to_pandas()
-    if models.empty:
-        return None
-    cur = models[models["is_current"]]
-    row = (cur if not cur.empty else models.sort_values("created_at")).iloc[-1]
-    return row.to_dict()
-
-
-def current_model_dir(warehouse) -> Path | None:
-    """Directory of the current model artifact of a Warehouse, or None."""
-    row = current_model_row(warehouse.current())
-    return warehouse.root / row["path"] if row else None
-
-
-def warehouse_predictor(warehouse, check_every_s: float = 2.0) -> Predictor:
-    """A Predictor that follows the warehouse's current model (reloads when it changes)."""
-    return Predictor(lambda: current_model_dir(warehouse), check_every_s=check_every_s)
-
-
-def train_and_publish(
-    warehouse,
-    config: TrainConfig | None = None,
-    max_stars: int | None = None,
-    max_spectra: int | None = DEFAULT_MAX_SPECTRA,
-    progress: bool = True,
-    wait: float = 0.0,
-    baselines: bool = True,
-    templates: Path | None = None,
-) -> dict:
-    """Train on the current snapshot, save the artifact, publish it as the current model.
-
-    The baselines (HistGradientBoosting on photometry, PCA + logistic regression on spectra,
-    the SDSS-style template fit with ``templates`` or the built-in set) are trained on the same
-    split and their metrics stored under this model version, side by side with its branches.
-    """
-    snap = warehouse.require_current()
-    data = load_training_data(snap, max_stars=max_stars, max_spectra=max_spectra)
-    result = train_model(data, config, progress=progress)
-    from startrack.ml.artifact import code_version, new_version, save_artifact
-
-    version = new_version(result.model)
-    meta = {**result.meta, "version": version}
-    baseline_tables: dict[str, pd.DataFrame] = {}
-    if baselines:
-        from startrack.ml.baselines import run_baselines
-        from startrack.simulator.templates import load_templates
-
-        t0 = time.monotonic()
-        baseline_tables = run_baselines(
-            data.stars,
-            data.spectra() if len(data.flux) else None,
-            version,
-            seed=meta["hyperparameters"]["seed"],
-            templates=load_templates(templates),
-            eval_splits=("test",),
-        )
-        log.info("baselines trained and evaluated in %.1f s", time.monotonic() - t0)
-    with warehouse.writer(command="train", wait=wait) as w:
-        save_artifact(w.model_dir(version), result.model, meta)
-        val = meta["metrics"].get("validation", {})
-        row = {
-            "version": version,
-            "created_at": _now(),
-            "path": f"models/{version}",
-            "data_snapshot": snap.id,
-            "labels": json.dumps(meta["labels"]),
-            "n_classes": len(meta["labels"]),
-            "n_train": meta["training"]["n_train"],
-            "n_train_spectra": meta["training"]["n_train_spectra"],
-            "n_val": meta["training"]["n_val"],
-            "val_fusion_accuracy": val.get("fusion_accuracy"),
-            "val_dense_accuracy": val.get("dense_accuracy"),
-            "val_lstm_accuracy": val.get("lstm_accuracy"),
-            "best_epoch": meta["metrics"]["best_epoch"],
-            "epochs_run": meta["metrics"]["epochs_run"],
-            "train_seconds": meta["training"]["seconds"],
-            "hyperparameters": json.dumps(meta["hyperparameters"]),
-            "temperatures": json.dumps(meta["temperatures"]),
-            "code_version": json.dumps(code_version()),
-            "is_current": True,
-        }
-        old = w.base.table("models").to_pandas() if w.base else None
-        models = pd.DataFrame([row])
-        if old is not None and not old.empty:
-            old["is_current"] = False
-            models = pd.concat([old, models], ignore_index=True)
-        w.put_table("models", models)
-        for name, frame in baseline_tables.items():
-            w.put_table(name, replace_rows(w.base, name, frame, version, BASELINES))
-    log.info("published model %s", version)
-    return meta
 
 
 def _to_rows(
@@ -255,66 +157,6 @@ def _score_stream(snap, model, meta, todo: pd.DataFrame, run_id: str, progress: 
         bar.update(len(stars))
         yield _to_rows(predict_arrays(model, meta, stars, None), stars, version, run_id, scored_at)
     bar.close()
-
-
-def _topk_proba(topk: pd.Series, classes: list[str]) -> np.ndarray:
-    """Probability matrix from the stored top-k (exact top-1, remainder spread): for ECE only."""
-    index = {c: i for i, c in enumerate(classes)}
-    proba = np.zeros((len(topk), len(classes)))
-    for r, entries in enumerate(topk):
-        probs = [e["prob"] for e in entries]
-        proba[r] = max(0.0, 1.0 - float(np.sum(probs))) / max(1, len(classes) - len(probs))
-        for e in entries:
-            proba[r, index[e["label"]]] = e["prob"]
-    return proba
-
-
-def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, pd.DataFrame]:
-    """metrics / class_metrics / confusion rows per branch and split, via ml.metrics.evaluate."""
-    from startrack.ml.metrics import evaluate
-    from startrack.ml.quality import type_metrics
-
-    frames: dict[str, list[pd.DataFrame]] = {"metrics": [], "class_metrics": [], "confusion": []}
-    for split in EVAL_SPLITS:
-        where = {
-            "test": "p.split = 'test'",
-            "test_spectra": "p.split = 'test' AND s.has_spectrum",
-            "all": "TRUE",
-        }[split]
-        for branch in HEADS:
-            sub = snap_con.execute(
-                f"""SELECT p.actual, p.label, p.spectral_type, s.snr
-                           {", p.topk" if split != "all" else ""}
-                    FROM predictions p JOIN stars s USING (plate, mjd, fiberid)
-                    WHERE p.model_version = $1 AND p.branch = $2 AND p.actual IS NOT NULL
-                      AND {where}""",
-                [version, branch],
-            ).df()
-            if sub.empty:
-                continue
-            ev = evaluate(
-                sub["actual"].tolist(),
-                sub["label"].tolist(),
-                proba=_topk_proba(sub["topk"], classes) if "topk" in sub else None,
-                classes=classes,
-                snr=sub["snr"].to_numpy(np.float64),
-            )
-            ev.log_loss = None  # not recoverable from the stored top-k
-            ev.extra.update(type_metrics(sub["actual"], sub["spectral_type"]))
-            for name, frame in ev.to_tables(version, branch, split).items():
-                frames[name].append(frame)
-    return {k: pd.concat(v, ignore_index=True) for k, v in frames.items() if v}
-
-
-def replace_rows(base, name: str, new: pd.DataFrame, version: str, branches) -> pd.DataFrame:
-    """Old rows of other model versions / branches kept; this version's branches replaced."""
-    if base is None:
-        return new
-    old = base.table(name).to_pandas()
-    if old.empty:
-        return new
-    drop = (old["model_version"] == version) & old["branch"].isin(list(branches))
-    return pd.concat([old[~drop], new], ignore_index=True)
 
 
 def score_warehouse(

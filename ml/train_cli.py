@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from startrack.config import warehouse_dir
-    from startrack.ml.score import train_and_publish
+    from startrack.ml.publish import train_and_publish
     from startrack.ml.train import TrainConfig
     from startrack.warehouse.store import Warehouse
 

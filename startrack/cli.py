@@ -19,7 +19,7 @@ from startrack.errors import EXIT_CODES, UserError, storage_error
 #: name -> (module, one-line help). Modules expose add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": (
-        "startrack.simulator.simulate",
+        "startrack.simulator.cli",
         "write a realistic demo survey in SDSS file formats",
     ),
     "fetch": ("startrack.etl.fetch.cli", "download the SDSS catalog and spectra, resumably"),

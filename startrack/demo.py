@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
         raise NothingIngested(report.status.removeprefix("failed: "))
     if args.until == "ingest":
         return _done(wh, t0)
-    from startrack.ml.score import score_warehouse, train_and_publish
+    from startrack.ml.publish import train_and_publish
+    from startrack.ml.score import score_warehouse
     from startrack.ml.train import TrainConfig
 
     meta = train_and_publish(

@@ -32,7 +32,8 @@ from startrack.executors import (
     resolve_scheduler,
     scheduler_address,
 )
-from startrack.ml.score import score_warehouse, train_and_publish
+from startrack.ml.publish import train_and_publish
+from startrack.ml.score import score_warehouse
 from startrack.ml.score_cluster import model_loads
 from startrack.ml.train import TrainConfig
 from startrack.simulator.simulate import simulate_survey

@@ -11,11 +11,10 @@ import pytest
 from astropy.io import fits
 
 from startrack.errors import UsageError
+from startrack.simulator.cli import add_arguments, run
 from startrack.simulator.simulate import (
     CATALOG_COLUMNS,
-    add_arguments,
     plan_survey,
-    run,
     simulate_survey,
     specobjid,
 )
