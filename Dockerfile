@@ -19,7 +19,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY startrack ./startrack
 COPY etl ./etl
 COPY simulator ./simulator
-COPY warehouse/*.py ./warehouse/
+COPY warehouse ./warehouse
 COPY ml ./ml
 COPY dashboard ./dashboard
 RUN pip install --extra-index-url "$TORCH_INDEX" -c constraints.txt ".[serve]"

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--warehouse",
         metavar="DIR",
         default=argparse.SUPPRESS,
-        help=f"warehouse directory (default: ${ENV_WAREHOUSE}, else ./warehouse)",
+        help=f"warehouse directory (default: ${ENV_WAREHOUSE}, else ./data/warehouse)",
     )
     common.add_argument(
         "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"

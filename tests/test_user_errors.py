@@ -221,3 +221,25 @@ def test_the_cli_catches_one_family() -> None:
         assert issubclass(cls, UserError), cls
     source = (Path(__file__).resolve().parents[1] / "startrack" / "cli.py").read_text()
     assert "except UserError" in source and "QueryFailed" not in source
+
+
+def test_default_warehouse_is_outside_the_source_tree_and_the_old_one_is_still_found(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    import logging
+
+    from startrack.config import ENV_WAREHOUSE, warehouse_dir
+
+    monkeypatch.delenv(ENV_WAREHOUSE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert warehouse_dir() == tmp_path / "data" / "warehouse"
+    # a warehouse published at the old default (./warehouse) is still used, and said so
+    write_spec(tmp_path / spec_name(1000, 52000, 1), fiber=1)
+    ingest(Warehouse(tmp_path / "warehouse"), spectra=[tmp_path], progress=False)
+    with caplog.at_level(logging.INFO, logger="startrack.config"):
+        assert warehouse_dir() == tmp_path / "warehouse"
+    assert "old default location" in caplog.text
+    # ... until the new location holds one
+    ingest(Warehouse(tmp_path / "data" / "warehouse"), spectra=[tmp_path], progress=False)
+    assert warehouse_dir() == tmp_path / "data" / "warehouse"
+    assert warehouse_dir("elsewhere") == tmp_path / "elsewhere"
