@@ -47,7 +47,26 @@ def _examples() -> list:
 
 
 def layout(star_id: str | None = None, **_query) -> html.Div:
-    lookup_card = dbc.Card(
+    """The page: the lookup card and its alert, then the (hidden until a star) result."""
+    return html.Div(
+        [
+            dcc.Store(id="star-initial", data=star_id),
+            dcc.Store(id="star-current"),
+            dcc.Store(id="star-fit-label"),
+            dbc.Row(
+                [
+                    dbc.Col(_lookup_card(star_id), xs=12, lg=5, xl=4),
+                    dbc.Col(html.Div(id="star-alert"), xs=12, lg=7, xl=8),
+                ]
+            ),
+            _result(),
+        ]
+    )
+
+
+def _lookup_card(star_id: str | None) -> dbc.Card:
+    """Id box with Look up / Random, the plate-MJD-fiber fields, example ids."""
+    return dbc.Card(
         dbc.CardBody(
             [
                 html.Label(
@@ -106,7 +125,11 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
         ),
         className="mb-3",
     )
-    spectrum_controls = dbc.Row(
+
+
+def _spectrum_controls() -> dbc.Row:
+    """Line markers, smoothing, wavelength frame, template overlays."""
+    return dbc.Row(
         [
             control(
                 "Line markers",
@@ -162,13 +185,20 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
         ],
         className="g-2",
     )
-    rerun = html.Div(
+
+
+def _rerun_box() -> html.Div:
+    return html.Div(
         [
             dbc.Button("Re-run inference", id="star-rerun", color="warning", n_clicks=0, size="sm"),
             dcc.Loading(html.Div(id="star-rerun-out", className="mt-2"), type="dot"),
         ]
     )
-    result = html.Div(
+
+
+def _result() -> html.Div:
+    """Star info, previous prediction, spectrum, template fit and re-run cards."""
+    return html.Div(
         id="star-result",
         style=HIDE,
         children=[
@@ -179,7 +209,7 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
                     dbc.CardHeader("Spectrum"),
                     dbc.CardBody(
                         [
-                            spectrum_controls,
+                            _spectrum_controls(),
                             html.Div(id="star-spectrum-downloads", className="small mt-1"),
                             # the graph mounts with the first star: plotly.js (the biggest
                             # bundle) then loads only when there is a spectrum to draw
@@ -209,24 +239,13 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
                 className="mb-3",
             ),
             dbc.Card(
-                [dbc.CardHeader("Re-run inference with the current model"), dbc.CardBody(rerun)],
+                [
+                    dbc.CardHeader("Re-run inference with the current model"),
+                    dbc.CardBody(_rerun_box()),
+                ],
                 className="mb-3",
             ),
         ],
-    )
-    return html.Div(
-        [
-            dcc.Store(id="star-initial", data=star_id),
-            dcc.Store(id="star-current"),
-            dcc.Store(id="star-fit-label"),
-            dbc.Row(
-                [
-                    dbc.Col(lookup_card, xs=12, lg=5, xl=4),
-                    dbc.Col(html.Div(id="star-alert"), xs=12, lg=7, xl=8),
-                ]
-            ),
-            result,
-        ]
     )
 
 
