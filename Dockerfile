@@ -18,7 +18,8 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY startrack ./startrack
 COPY etl ./etl
-COPY warehouse/*.py ./warehouse/
+COPY simulator ./simulator
+COPY warehouse ./warehouse
 COPY ml ./ml
 COPY dashboard ./dashboard
 RUN pip install --extra-index-url "$TORCH_INDEX" -c constraints.txt ".[serve]"

@@ -35,6 +35,5 @@ format: setup ## ruff format + autofix
 bench: setup ## the ETL benchmark (the others take a warehouse or run long: see README)
 	cd benchmarks && ../$(BIN)/python bench_etl.py
 
-clean: ## remove the venv, demo survey and local warehouse data
-	rm -rf $(VENV) demo-survey warehouse/snapshots warehouse/spectra warehouse/models \
-		warehouse/.staging warehouse/CURRENT warehouse/LOCK warehouse/startrack.duckdb
+clean: ## remove the venv, the demo survey and the default warehouse (./data/warehouse)
+	rm -rf $(VENV) demo-survey data/warehouse

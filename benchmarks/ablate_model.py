@@ -44,8 +44,9 @@ def _variant(text: str) -> tuple[str, dict]:
 
 def evaluate_heads(model, meta: dict, data, rows: np.ndarray) -> dict:
     """Per head: accuracy / within one overall, at S/N >= 10 and by S/N bin; misses at S/N>=10."""
+    from startrack.labels import within_one_array
     from startrack.ml.inference import predict_arrays
-    from startrack.ml.metrics import evaluate, within_one_mask
+    from startrack.ml.metrics import evaluate
     from startrack.ml.train import _subset
 
     stars = data.stars.iloc[rows].reset_index(drop=True)
@@ -57,7 +58,7 @@ def evaluate_heads(model, meta: dict, data, rows: np.ndarray) -> dict:
         label = preds[head].label.astype(str)
         ev = evaluate(truth, label, snr=snr)
         row = summarize(ev.to_tables("x", head, "s")["metrics"])["s"][head]
-        hi = (snr >= 10) & ~within_one_mask(truth, label)
+        hi = (snr >= 10) & ~within_one_array(truth, label)
         pairs = zip(truth[hi], label[hi], strict=True)
         row["misses_snr_ge_10"] = dict(Counter(f"{a}>{b}" for a, b in pairs))
         out[head] = row

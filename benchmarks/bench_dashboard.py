@@ -46,8 +46,8 @@ def _timed(fn, *args) -> tuple[float, object]:
 
 def bench_callbacks(n_lookups: int, seed: int) -> dict:
     from startrack.dashboard import data, figures
-    from startrack.dashboard.lines import DEFAULT_GROUPS
     from startrack.dashboard.pages import accuracy, star
+    from startrack.lines import DEFAULT_GROUPS
 
     snap = data.current_snapshot()
     rng = random.Random(seed)

@@ -109,7 +109,8 @@ def bytes_moved(wh, files: list[Path]) -> dict:
 
 
 def score_task_bytes(wh) -> dict:
-    from startrack.ml.score import SCORE_COLUMNS, current_model_row
+    from startrack.ml.registry import current_model_row
+    from startrack.ml.score import SCORE_COLUMNS
     from startrack.ml.score_cluster import plan_tasks
 
     snap = wh.current()
@@ -151,10 +152,11 @@ def main() -> None:
     logging.getLogger("distributed").setLevel(logging.ERROR)
 
     from startrack.etl.ingest import find_spectrum_files, ingest
-    from startrack.etl.simulate import simulate_survey
-    from startrack.ml.score import score_warehouse, train_and_publish
+    from startrack.ml.publish import train_and_publish
+    from startrack.ml.score import score_warehouse
     from startrack.ml.score_cluster import model_loads
     from startrack.ml.train import TrainConfig
+    from startrack.simulator.simulate import simulate_survey
     from startrack.warehouse.store import Warehouse
 
     print(describe_machine(), flush=True)

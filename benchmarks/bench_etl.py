@@ -27,7 +27,7 @@ def bench_spectra(workdir: Path, n_spectra: int, workers: int) -> dict:
     from astropy.io import fits
 
     from startrack.etl.ingest import ingest
-    from startrack.etl.simulate import simulate_survey
+    from startrack.simulator.simulate import simulate_survey
     from startrack.warehouse.store import Warehouse
 
     survey = workdir / "spectra-survey"
@@ -69,7 +69,7 @@ def bench_spectra(workdir: Path, n_spectra: int, workers: int) -> dict:
 
 
 def make_catalog(workdir: Path, n: int, workers: int) -> Path:
-    from startrack.etl.simulate import simulate_survey
+    from startrack.simulator.simulate import simulate_survey
 
     survey = workdir / f"catalog-{n}"
     cat = survey / "catalog.csv"

@@ -34,12 +34,14 @@ import numpy as np
 import pandas as pd
 from machine import describe_machine
 
+from startrack.vocabulary import BASELINES
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "sdss"
 TEMPLATES = SHARED / "templates" / "spEigenStar-53724.fits"
 LABELS = SHARED / "catalog" / "star_subclass_labels.csv"
-HEAD_BRANCHES = ("fusion", "dense", "lstm")
+HEAD_BRANCHES = ("fusion", "dense", "lstm")  #: table order of startrack.vocabulary.BRANCHES
 PREVIOUS_FRONT_END = [[32, 7, 2], [48, 5, 2], [64, 5, 2], [64, 5, 2], [64, 3, 2]]
-BASELINE_BRANCHES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
+BASELINE_BRANCHES = BASELINES
 
 log = logging.getLogger("bench_ml")
 
@@ -60,10 +62,8 @@ def survey_warehouse(
 ):
     """Simulate + ingest once; a later run with the same sizes reuses the warehouse."""
     from startrack.etl.ingest import ingest
-    from startrack.etl.simulate import simulate_survey
+    from startrack.simulator.simulate import SIMULATOR_VERSION, simulate_survey
     from startrack.warehouse.store import Warehouse
-
-    from startrack.etl.simulate import SIMULATOR_VERSION
 
     tag = f"{name}-{n_stars}-{n_spectra}-{seed}-v{SIMULATOR_VERSION}"
     root = workdir / tag
@@ -145,9 +145,9 @@ def summarize(metrics: pd.DataFrame) -> dict:
 
 def builtin_template_fit(data, version: str) -> dict:
     """Template fit with the built-in templates (they differ from the data) on test spectra."""
-    from startrack.etl.templates import load_templates
     from startrack.ml.metrics import evaluate
     from startrack.ml.template_fit import TemplateFitter
+    from startrack.simulator.templates import load_templates
 
     test = np.flatnonzero((data.split == "test") & (data.spec_row >= 0))
     rows = data.spec_row[test]
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.speed_only:
         from startrack.ml.dataset import load_training_data
-        from startrack.ml.score import current_model_dir
+        from startrack.ml.registry import current_model_dir
         from startrack.warehouse.store import Warehouse
 
         wh = Warehouse(args.speed_only)
@@ -420,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from startrack.ml.dataset import load_training_data
-    from startrack.ml.score import current_model_dir, score_warehouse, train_and_publish
+    from startrack.ml.publish import train_and_publish
+    from startrack.ml.registry import current_model_dir
+    from startrack.ml.score import score_warehouse
     from startrack.ml.train import TrainConfig
 
     torch.set_num_threads(os.cpu_count() or 2)

@@ -34,8 +34,8 @@ import pyarrow.parquet as pq
 from machine import describe_machine
 
 from startrack.grid import NPIX
+from startrack.warehouse.contract import SPECTRA, SPECTRA_INDEX, STARS
 from startrack.warehouse.read import read_spectrum, read_star
-from startrack.warehouse.schema import SPECTRA, SPECTRA_INDEX, STARS
 from startrack.warehouse.store import Warehouse
 
 ROW_GROUP = 32

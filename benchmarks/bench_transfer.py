@@ -156,8 +156,8 @@ def evaluate(model, meta: dict, data, rows: np.ndarray, condition: str = "native
 
 def template_fit(templates_path: Path | None, data, rows: np.ndarray) -> dict:
     """The SDSS method with one family's templates on another family's spectra."""
-    from startrack.etl.templates import load_templates
     from startrack.ml.template_fit import TemplateFitter
+    from startrack.simulator.templates import load_templates
 
     r = data.spec_row[rows]
     fit = TemplateFitter(load_templates(templates_path)).fit(data.flux[r], data.ivar[r])

@@ -11,7 +11,7 @@ import logging
 from flask import Flask, jsonify
 
 from startrack.dashboard import data
-from startrack.dashboard.star_ids import InvalidStarId, parse_star_id
+from startrack.star_id import InvalidStarId, parse_star_id
 from startrack.warehouse.store import WarehouseEmpty
 
 log = logging.getLogger(__name__)

@@ -25,22 +25,23 @@ from startrack.dashboard.version_changes_api import register_version_changes_api
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-PAGES = ("star", "accuracy", "explore", "runs", "sql", "many", "cone")  # navbar order
-NAV = (
-    ("Star", "/"),
-    ("Accuracy", "/accuracy"),
-    ("Explore", "/explore"),
-    ("Runs", "/runs"),
-    ("SQL", "/sql"),
-    ("Many stars", "/stars"),
-    ("Sky search", "/cone"),
-)
+#: Page modules (startrack.dashboard.pages.*); each registers itself with dash.register_page,
+#: whose ``order`` sets its place in the navbar.
+PAGES = ("star", "accuracy", "explore", "runs", "sql", "many", "cone")
 
 _app: dash.Dash | None = None
 
 
+def nav_pages() -> list[tuple[str, str]]:
+    """(name, path) of every registered page, in their ``order``: the navbar's links."""
+    pages = sorted(dash.page_registry.values(), key=lambda page: page["order"])
+    return [(page["name"], page["relative_path"]) for page in pages]
+
+
 def navbar() -> dbc.Navbar:
-    links = [dbc.NavItem(dbc.NavLink(name, href=href, active="exact")) for name, href in NAV]
+    links = [
+        dbc.NavItem(dbc.NavLink(name, href=href, active="exact")) for name, href in nav_pages()
+    ]
     return dbc.Navbar(
         dbc.Container(
             [
@@ -108,6 +109,11 @@ def _bad_request(exc: Exception):
     return {"error": f"bad request: {type(exc).__name__}"}, 400
 
 
+@dash.callback(
+    dash.Output("nav-collapse", "is_open"),
+    dash.Input("nav-toggler", "n_clicks"),
+    dash.State("nav-collapse", "is_open"),
+)
 def _toggle_nav(n_clicks: int | None, is_open: bool) -> bool:
     return (not is_open) if n_clicks else is_open
 
@@ -134,11 +140,6 @@ def create_app(
     for page in PAGES:
         importlib.import_module(f"startrack.dashboard.pages.{page}")
     app.layout = shell
-    dash.callback(
-        dash.Output("nav-collapse", "is_open"),
-        dash.Input("nav-toggler", "n_clicks"),
-        dash.State("nav-collapse", "is_open"),
-    )(_toggle_nav)
     register_api(app.server)
     register_stars_api(app.server)
     register_downloads(app.server)

@@ -30,15 +30,17 @@ import pandas as pd
 
 from startrack import grid
 from startrack.labels import sort_key
-from startrack.warehouse.read import Spectrum, read_spectrum, read_star, star_key
+from startrack.star_id import star_key
+from startrack.vocabulary import BASELINES, BRANCHES
+from startrack.warehouse.contract import STORED_TABLES
+from startrack.warehouse.contract import schema as declared_schema
+from startrack.warehouse.read import Spectrum, read_spectrum, read_star
 from startrack.warehouse.store import Snapshot, Warehouse, WarehouseEmpty
 
 log = logging.getLogger(__name__)
 
-MODEL_BRANCHES = ("dense", "lstm", "fusion")
-BASELINES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
+MODEL_BRANCHES = BRANCHES  #: the model's branches (startrack.vocabulary), named for the pages
 HEADLINE_METRICS = ("accuracy", "macro_f1", "within_one")
-BANDS = ("u", "g", "r", "i", "z")
 ENV_TEMPLATES = "STARTRACK_TEMPLATES"  #: optional path of the real SDSS template file
 OPEN_SNAPSHOTS = 4  #: read-only connections kept open (old ones stay readable meanwhile)
 
@@ -91,6 +93,7 @@ def _cursor(snap: Snapshot) -> duckdb.DuckDBPyConnection:
             # not pin DuckDB's per-file shared instance (see Snapshot.connect).
             con = duckdb.connect()
             con.execute("ATTACH $1 AS snap (READ_ONLY)", [key])
+            _add_missing_tables(con)
             _connections[key] = con
             while len(_connections) > OPEN_SNAPSHOTS:
                 _, old = _connections.popitem(last=False)
@@ -98,8 +101,28 @@ def _cursor(snap: Snapshot) -> duckdb.DuckDBPyConnection:
         else:
             _connections.move_to_end(key)
         cur = con.cursor()
-    cur.execute("USE snap")
+    cur.execute("SET search_path = 'snap.main,memory.main'")
     return cur
+
+
+def _add_missing_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Empty stand-ins (in memory) for contract tables a snapshot lacks.
+
+    Snapshots published since the contract hold every table; older ones may lack the model's
+    tables until the next writer publishes. The stand-ins come after the snapshot on the
+    search path, so a real table always wins.
+    """
+    have = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'snap'"
+        ).fetchall()
+    }
+    for name in STORED_TABLES:
+        if name not in have:
+            con.register("_empty", declared_schema(name).empty_table())
+            con.execute(f'CREATE TABLE memory.main."{name}" AS SELECT * FROM _empty')
+            con.unregister("_empty")
 
 
 def query(
@@ -121,10 +144,6 @@ def query(
         cur.close()
 
 
-def has_table(snap: Snapshot, name: str) -> bool:
-    return name in snap.tables
-
-
 #: Columns the model may add to ``predictions`` (continuous type, quality flags): shown only
 #: when the snapshot's table has them, so pages work before and after the model gains them.
 OPTIONAL_PREDICTION_COLUMNS = ("spectral_type", "spectral_type_err", "flags")
@@ -133,8 +152,6 @@ OPTIONAL_PREDICTION_COLUMNS = ("spectral_type", "spectral_type_err", "flags")
 @lru_cache(maxsize=8)
 def table_columns(snap: Snapshot, name: str) -> tuple[str, ...]:
     """Column names of one table of the snapshot (empty when the table is absent)."""
-    if not has_table(snap, name):
-        return ()
     df = query(
         snap,
         "SELECT column_name FROM information_schema.columns "
@@ -168,8 +185,6 @@ def _is_missing(value: Any) -> bool:
 @lru_cache(maxsize=1024)
 def star_predictions(snap: Snapshot, star_id: str) -> pd.DataFrame:
     """Stored predictions of the current model for one star: one row per branch."""
-    if not has_table(snap, "predictions"):
-        return pd.DataFrame(columns=["branch", "label", "prob", "topk", "actual", "correct"])
     extras = "".join(f", {c}" for c in optional_prediction_columns(snap))
     df = query(
         snap,
@@ -209,29 +224,26 @@ def random_star_id(snap: Snapshot, rng: random.Random | None = None) -> str | No
 @lru_cache(maxsize=8)
 def example_star_ids(snap: Snapshot, n: int = 4) -> tuple[str, ...]:
     """A few stars worth showing: spectra of different labels, right and wrong predictions."""
-    if has_table(snap, "predictions"):
-        df = query(
-            snap,
-            "SELECT p.star_id, p.actual, p.correct FROM predictions p "
-            "JOIN spectra_index s USING (plate, mjd, fiberid) "
-            "WHERE p.branch = 'fusion' AND p.actual IS NOT NULL "
-            "QUALIFY row_number() OVER (PARTITION BY p.actual, p.correct ORDER BY p.star_id) = 1 "
-            "ORDER BY p.correct DESC, p.actual LIMIT 64",
-        )
-        if not df.empty:
-            right = df[df["correct"].fillna(False).astype(bool)]["star_id"].tolist()
-            wrong = df[~df["correct"].fillna(False).astype(bool)]["star_id"].tolist()
-            picks = right[: max(1, n - 1)] + wrong[:1]
-            picks += [s for s in right + wrong if s not in picks]
-            return tuple(picks[:n])
+    df = query(
+        snap,
+        "SELECT p.star_id, p.actual, p.correct FROM predictions p "
+        "JOIN spectra_index s USING (plate, mjd, fiberid) "
+        "WHERE p.branch = 'fusion' AND p.actual IS NOT NULL "
+        "QUALIFY row_number() OVER (PARTITION BY p.actual, p.correct ORDER BY p.star_id) = 1 "
+        "ORDER BY p.correct DESC, p.actual LIMIT 64",
+    )
+    if not df.empty:
+        right = df[df["correct"].fillna(False).astype(bool)]["star_id"].tolist()
+        wrong = df[~df["correct"].fillna(False).astype(bool)]["star_id"].tolist()
+        picks = right[: max(1, n - 1)] + wrong[:1]
+        picks += [s for s in right + wrong if s not in picks]
+        return tuple(picks[:n])
     return tuple(_spectrum_ids(snap)[:n])
 
 
 # ----------------------------------------------------------------------------- models
 @lru_cache(maxsize=8)
 def models(snap: Snapshot) -> pd.DataFrame:
-    if not has_table(snap, "models"):
-        return pd.DataFrame(columns=["version", "created_at", "is_current"])
     return query(snap, "SELECT * FROM models ORDER BY created_at DESC")
 
 
@@ -244,8 +256,6 @@ def current_model(snap: Snapshot) -> dict | None:
 @lru_cache(maxsize=8)
 def model_versions(snap: Snapshot) -> tuple[str, ...]:
     """Versions with metrics, the current one first."""
-    if not has_table(snap, "metrics"):
-        return ()
     found = query(snap, "SELECT DISTINCT model_version FROM metrics")["model_version"].tolist()
     cur = current_model(snap)
     known = models(snap)["version"].tolist()
@@ -259,8 +269,6 @@ def model_versions(snap: Snapshot) -> tuple[str, ...]:
 @lru_cache(maxsize=32)
 def branches(snap: Snapshot, version: str) -> tuple[str, ...]:
     """Branches with metrics for a version: model heads first, then baselines."""
-    if not has_table(snap, "metrics"):
-        return ()
     found = set(
         query(snap, "SELECT DISTINCT branch FROM metrics WHERE model_version = ?", [version])[
             "branch"
@@ -275,8 +283,6 @@ def branches(snap: Snapshot, version: str) -> tuple[str, ...]:
 def headline_metrics(snap: Snapshot, version: str, split: str) -> pd.DataFrame:
     """branch x (accuracy, macro_f1, within_one, n): every branch and baseline side by side."""
     cols = ["branch", *HEADLINE_METRICS, "n"]
-    if not has_table(snap, "metrics"):
-        return pd.DataFrame(columns=cols)
     df = query(
         snap,
         "SELECT branch, metric, value, n FROM metrics WHERE model_version = ? AND split = ? "
@@ -297,8 +303,6 @@ def headline_metrics(snap: Snapshot, version: str, split: str) -> pd.DataFrame:
 @lru_cache(maxsize=64)
 def confusion(snap: Snapshot, version: str, branch: str, split: str) -> pd.DataFrame:
     """Non-zero cells (actual, predicted, n)."""
-    if not has_table(snap, "confusion"):
-        return pd.DataFrame(columns=["actual", "predicted", "n"])
     return query(
         snap,
         "SELECT actual, predicted, n FROM confusion WHERE model_version = ? AND branch = ? "
@@ -316,9 +320,6 @@ def confusion_matrix(cells: pd.DataFrame) -> pd.DataFrame:
 
 @lru_cache(maxsize=64)
 def class_metrics(snap: Snapshot, version: str, branch: str, split: str) -> pd.DataFrame:
-    cols = ["label", "precision", "recall", "f1", "support"]
-    if not has_table(snap, "class_metrics"):
-        return pd.DataFrame(columns=cols)
     df = query(
         snap,
         "SELECT label, precision, recall, f1, support FROM class_metrics "
@@ -338,8 +339,6 @@ def _snr_bin_low(name: str) -> float:
 @lru_cache(maxsize=64)
 def accuracy_by_snr(snap: Snapshot, version: str, split: str) -> pd.DataFrame:
     """(branch, snr_bin, value, n) for metric 'accuracy', bins in S/N order."""
-    if not has_table(snap, "metrics"):
-        return pd.DataFrame(columns=["branch", "snr_bin", "value", "n"])
     df = query(
         snap,
         "SELECT branch, snr_bin, value, n FROM metrics WHERE model_version = ? AND split = ? "
@@ -356,7 +355,7 @@ def confusion_stars(
 ) -> pd.DataFrame:  # fmt: skip
     """Stars in one confusion cell (model heads only: baselines keep no per-star rows)."""
     cols = ["star_id", "actual", "label", "prob", "snr", "split"]
-    if branch not in MODEL_BRANCHES or not has_table(snap, "predictions"):
+    if branch not in MODEL_BRANCHES:
         return pd.DataFrame(columns=cols)
     split_sql = "AND p.split = ?" if split != "all" else ""
     if split == "test_spectra":  # the test stars with a spectrum, as ml.score counts them
@@ -400,19 +399,12 @@ def explore_points(
     if snr_max is not None:
         where.append("s.snr <= ?")
         params.append(float(snr_max))
-    has_pred = has_table(snap, "predictions")
-    if correctness in ("right", "wrong") and has_pred:
+    if correctness in ("right", "wrong"):
         where.append("p.correct" if correctness == "right" else "NOT p.correct")
-    pred_cols = (
-        "p.label AS predicted, p.prob, p.correct"
-        if has_pred
-        else ("NULL AS predicted, NULL AS prob, NULL AS correct")
-    )
+    pred_cols = "p.label AS predicted, p.prob, p.correct"
     join = (
         "LEFT JOIN predictions p ON p.plate = s.plate AND p.mjd = s.mjd "
         "AND p.fiberid = s.fiberid AND p.branch = ?"
-        if has_pred
-        else ""
     )
     sql = (
         f"SELECT s.star_id, s.ra, s.dec, s.label, s.snr, s.has_spectrum, "
@@ -420,7 +412,7 @@ def explore_points(
         f"s.mag_i - s.mag_z AS i_z, {pred_cols} FROM stars s {join} "
         f"WHERE {' AND '.join(where)} ORDER BY hash(s.star_id) LIMIT ?"
     )
-    return query(snap, sql, ([branch] if has_pred else []) + params + [int(max_points)])
+    return query(snap, sql, [branch, *params, int(max_points)])
 
 
 @lru_cache(maxsize=32)
@@ -428,9 +420,6 @@ def disagreements(
     snap: Snapshot, branch: str = "fusion", labels: tuple[str, ...] = (), limit: int = 50
 ) -> pd.DataFrame:
     """The most confident predictions that disagree with SDSS: candidate mislabels."""
-    cols = ["star_id", "actual", "label", "prob", "snr", "split"]
-    if not has_table(snap, "predictions"):
-        return pd.DataFrame(columns=cols)
     where, params = ["p.branch = ?", "NOT p.correct", "p.actual IS NOT NULL"], [branch]
     if labels:
         where.append(f"p.actual IN ({', '.join('?' for _ in labels)})")
@@ -457,7 +446,7 @@ def runs_tables(snap: Snapshot, rejects_limit: int = 200) -> dict[str, pd.DataFr
         "rejects": f'SELECT * FROM rejects ORDER BY "at" DESC LIMIT {int(rejects_limit)}',
     }
     for name, sql in specs.items():
-        out[name] = query(snap, sql) if has_table(snap, name) else pd.DataFrame()
+        out[name] = query(snap, sql)
     return out
 
 

@@ -17,11 +17,14 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, request
 
 from startrack.dashboard import data, sky_search, spectrum_files
-from startrack.dashboard.star_ids import InvalidStarId, parse_star_id
+from startrack.star_id import InvalidStarId, parse_star_id
+from startrack.vocabulary import EVAL_SPLITS
+from startrack.vocabulary import SPLITS as HASH_SPLITS
 from startrack.warehouse.store import WarehouseEmpty
 
 MAX_ROWS = 100_000  #: rows in a table download
-SPLITS = ("test", "test_spectra", "all", "train", "val")
+#: Splits a download may ask for: the evaluation splits, then the rest of the hash split.
+SPLITS = (*EVAL_SPLITS, *(s for s in HASH_SPLITS if s not in EVAL_SPLITS))
 
 
 class BadParameter(ValueError):

@@ -45,7 +45,7 @@ def model_classes(snap: Snapshot, version: str) -> list[str]:
 def like_for_like(snap: Snapshot, version: str, split: str) -> FairComparison | None:
     """None when there are no per-star predictions for this version (an older model)."""
     classes = model_classes(snap, version)
-    if not data.has_table(snap, "predictions") or not classes:
+    if not classes:
         return None
     where = SPLIT_SQL.get(split, SPLIT_SQL["test"])
     base = (

@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from scipy.ndimage import gaussian_filter1d
 
-from startrack.dashboard.lines import DEFAULT_GROUPS, GROUPS, lines_in
 from startrack.labels import sort_key
+from startrack.lines import DEFAULT_GROUPS, GROUPS, lines_in
 
 FLUX_TITLE = "Flux [10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹]"
 WAVE_TITLE = "Wavelength [Å, vacuum]"

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from startrack.dashboard.star_ids import InvalidStarId, from_parts, parse_star_id
+from startrack.star_id import InvalidStarId, from_parts, parse_star_id
 
 MAX_IDS = 100_000  #: one request; more is a 413, not a slow server
 PLATE_NAMES = ("plate",)

@@ -70,19 +70,14 @@ def lookup_many(snap: Snapshot, ids: IdList) -> pd.DataFrame:
             "fiberid": pa.array(keys[:, 2]),
         }
     )
-    has_pred = data.has_table(snap, "predictions")
     pred_cols = [f"{b}_{c}" for b in BRANCHES for c in ("label", "prob")] + [
         "fusion_correct",
         *(c if c == "flags" else f"fusion_{c}" for c in extras),
         "model_version",
     ]
-    if has_pred:
-        with_p = f", p AS ({_prediction_sql(extras)})"
-        join_p = "LEFT JOIN p USING (plate, mjd, fiberid)"
-        select_p = ", ".join(f"p.{c}" for c in pred_cols)
-    else:
-        with_p, join_p = "", ""
-        select_p = ", ".join(f"NULL AS {c}" for c in pred_cols)
+    with_p = f", p AS ({_prediction_sql(extras)})"
+    join_p = "LEFT JOIN p USING (plate, mjd, fiberid)"
+    select_p = ", ".join(f"p.{c}" for c in pred_cols)
     sql = (
         "WITH s AS (SELECT s.* FROM stars s JOIN q USING (plate, mjd, fiberid))"
         f"{with_p} "

@@ -1,6 +1,6 @@
 """Class templates for the spectrum overlay, put on the grid and scaled to the observed flux.
 
-Templates come from ``startrack.etl.templates.load_templates``: the built-in physical set, or
+Templates come from ``startrack.simulator.templates.load_templates``: the built-in physical set, or
 the real SDSS ``spEigenStar`` file when configured (``STARTRACK_TEMPLATES``). A template is in
 arbitrary units and the observed spectrum carries flux calibration and reddening errors, so it
 is fitted as ``flux ~ template * (c0 + c1 x + c2 x^2)``: a weighted linear least-squares fit of a
@@ -34,7 +34,7 @@ def template_set(path: str | None):
 
 @lru_cache(maxsize=2)
 def _templates(path: str | None):
-    from startrack.etl.templates import load_templates
+    from startrack.simulator.templates import load_templates
 
     try:
         return load_templates(Path(path) if path else None)

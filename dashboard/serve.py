@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 
+from startrack.argtypes import port
 from startrack.config import warehouse_dir
+from startrack.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
     )
-    parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    parser.add_argument("--port", type=port, default=8050, help="port (default 8050)")
     parser.add_argument(
         "--debug", action="store_true", help="Dash debug mode (dev only: reloads, tracebacks)"
     )
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from startrack.warehouse.store import Warehouse
 
     root = warehouse_dir(getattr(args, "warehouse", None))
+    _check_can_listen(args.host, args.port)
     if Warehouse(root).current() is None:
         log.warning(
             "the warehouse %s is empty: pages will say so until something is published", root
@@ -51,3 +55,23 @@ def run(args: argparse.Namespace) -> int:
     )
     app.run(host=args.host, port=args.port, debug=bool(args.debug))
     return 0
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line (exit 2) when the address is taken or unknown, before building the app.
+
+    Werkzeug would otherwise print its own multi-line message and exit 1 ("nothing ingested").
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageError(f"--host {host}: unknown address ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {exc.strerror} (choose another --port)"
+            ) from None

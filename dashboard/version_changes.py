@@ -52,8 +52,6 @@ class VersionChanges:
 @lru_cache(maxsize=8)
 def history_versions(snap: Snapshot) -> tuple[str, ...]:
     """Model versions with per-star rows in ``prediction_history``."""
-    if not data.has_table(snap, TABLE):
-        return ()
     df = data.query(snap, f"SELECT DISTINCT model_version FROM {TABLE}")
     return tuple(sorted(df["model_version"]))
 
@@ -150,10 +148,8 @@ def changed_stars(
 
 @lru_cache(maxsize=1024)
 def star_history(snap: Snapshot, star_id: str) -> pd.DataFrame:
-    """One star's stored answers, one row per model version (empty without the table)."""
+    """One star's stored answers, one row per model version (empty when none are stored)."""
     cols = ["model_version", "fusion_label", "fusion_prob", "scoring_run"]
-    if not data.has_table(snap, TABLE):
-        return pd.DataFrame(columns=cols)
     return data.query(
         snap,
         f"SELECT {', '.join(cols)} FROM {TABLE} WHERE plate = ? AND mjd = ? AND fiberid = ?",

@@ -37,9 +37,10 @@ import pyarrow.parquet as pq
 
 from startrack.etl.csv_rows import RowBlock, iter_row_blocks
 from startrack.etl.errors import CatalogError
-from startrack.etl.spectra import ID_RANGES
 from startrack.labels import normalize_subclass
-from startrack.warehouse.schema import BANDS, STARS
+from startrack.star_id import FILE_NAME_IN_URL, ID_RANGES, format_star_id
+from startrack.vocabulary import BANDS
+from startrack.warehouse.contract import STARS
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ def _parse_ids(
         raw = {k: _chunked(table[cmap.targets[k]]) for k in _INT_COLUMNS}
         return {k: _to_float(v) for k, v in raw.items()}, raw
     url = _to_text(table[cmap.url])
-    new = pc.extract_regex(url, r"spec-(?P<plate>\d+)-(?P<mjd>\d+)-(?P<fiberid>\d+)\.fits")
+    new = pc.extract_regex(url, FILE_NAME_IN_URL)
     old = pc.extract_regex(url, r"spSpec-(?P<mjd>\d+)-(?P<plate>\d+)-(?P<fiberid>\d+)\.fit")
     raw = {}
     for k in _INT_COLUMNS:
@@ -291,9 +292,8 @@ def standardize_chunk(
     key = id_keys(plate, mjd, fiber)
     dup_of = first_occurrence(key, bad)
     for i in np.flatnonzero(dup_of >= 0):
-        reasons[i] = (
-            f"duplicate id {_sid(plate[i], mjd[i], fiber[i])}: also at row {rownum[dup_of[i]]}"
-        )
+        sid = format_star_id(plate[i], mjd[i], fiber[i])
+        reasons[i] = f"duplicate id {sid}: also at row {rownum[dup_of[i]]}"
     for i in sorted(reasons):
         rejects.append({"source": source, "item": f"row {rownum[i]}", "reason": reasons[i]})
     keep = ~bad & (dup_of < 0)
@@ -319,10 +319,6 @@ def first_occurrence(key: np.ndarray, skip: np.ndarray) -> np.ndarray:
     repeated = ~new_group
     out[order[repeated]] = first[repeated]
     return out
-
-
-def _sid(plate: int, mjd: int, fiber: int) -> str:
-    return f"{int(plate):04d}-{int(mjd):05d}-{int(fiber):04d}"
 
 
 def _build_stars(

@@ -13,7 +13,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,16 +28,17 @@ from tqdm import tqdm
 from startrack import grid
 from startrack.errors import UsageError
 from startrack.etl.catalog import iter_catalog
+from startrack.etl.errors import reject
 from startrack.etl.merge import merge_stars
 from startrack.etl.spectra import process_spec_file
-from startrack.warehouse.schema import INGEST_RUNS, REJECTS, SPECTRA, SPECTRA_INDEX, STARS
+from startrack.star_id import star_id_from_file_name
+from startrack.warehouse.contract import INGEST_RUNS, REJECTS, SPECTRA, SPECTRA_INDEX, STARS
 from startrack.warehouse.store import Warehouse, Writer
 
 log = logging.getLogger(__name__)
 
 PART_ROWS = 1024  #: spectra per Parquet part file (and the most held in memory)
 ROW_GROUP = 32  #: spectra per row group: a single-star read decodes at most this many
-_SPEC_NAME = re.compile(r"spec-(\d+)-(\d+)-(\d+)\.fits(?:\.gz)?$", re.IGNORECASE)
 _FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
 
 
@@ -93,7 +93,7 @@ def find_spectrum_files(paths: Iterable[Path]) -> tuple[list[Path], list[dict]]:
         elif path.exists():
             found.append(path)
         elif path.is_symlink():
-            rejects.append(_reject(path, "file", _broken_link_reason(path)))
+            rejects.append(reject(path, "file", _broken_link_reason(path)))
         else:
             raise NoInput(f"no such file or directory: {path}")
     return sorted(set(found)), rejects
@@ -102,7 +102,7 @@ def find_spectrum_files(paths: Iterable[Path]) -> tuple[list[Path], list[dict]]:
 def _walk_for_spectra(top: Path, found: list[Path], rejects: list[dict]) -> None:
     def unreadable(exc: OSError) -> None:
         reason = f"cannot list folder: {exc.strerror or exc}; its files were not ingested"
-        rejects.append(_reject(Path(exc.filename or top), "folder", reason))
+        rejects.append(reject(Path(exc.filename or top), "folder", reason))
 
     for folder, dirs, files in os.walk(top, onerror=unreadable):
         base = Path(folder)
@@ -116,7 +116,7 @@ def _walk_for_spectra(top: Path, found: list[Path], rejects: list[dict]) -> None
                 reason = "a symlink to a directory named like a spectrum file, not a file"
             else:
                 reason = _broken_link_reason(entry)
-            rejects.append(_reject(entry, "file", reason))
+            rejects.append(reject(entry, "file", reason))
         for name in files:
             if not name.lower().endswith(_FITS_SUFFIXES):
                 continue
@@ -124,10 +124,10 @@ def _walk_for_spectra(top: Path, found: list[Path], rejects: list[dict]) -> None
             if entry.is_file():
                 found.append(entry)
             elif entry.is_symlink():
-                rejects.append(_reject(entry, "file", _broken_link_reason(entry)))
+                rejects.append(reject(entry, "file", _broken_link_reason(entry)))
             else:
                 reason = "not a regular file (a device, FIFO or socket)"
-                rejects.append(_reject(entry, "file", reason))
+                rejects.append(reject(entry, "file", reason))
 
 
 def _broken_link_reason(path: Path) -> str:
@@ -138,11 +138,6 @@ def _broken_link_reason(path: Path) -> str:
             return "symlink loop: the link never reaches a file"
         return f"dangling symlink: its target {os.readlink(path)!r} does not exist"
     return "symlink that cannot be read"
-
-
-def star_id_from_name(path: Path) -> str | None:
-    m = _SPEC_NAME.search(path.name)
-    return f"{int(m[1]):04d}-{int(m[2]):05d}-{int(m[3]):04d}" if m else None
 
 
 def ingest(
@@ -211,11 +206,11 @@ def _ingest_spectra(
     todo: list[Path] = []
     seen: dict[str, Path] = {}
     for path in files:
-        sid = star_id_from_name(path)
+        sid = star_id_from_file_name(path.name)
         if sid is not None and sid in known:
             report.spectra_skipped += 1
         elif sid is not None and sid in seen:
-            report.rejects.append(_reject(path, "file", f"duplicate id {sid}: also in {seen[sid]}"))
+            report.rejects.append(reject(path, "file", f"duplicate id {sid}: also in {seen[sid]}"))
         else:
             if sid is not None:
                 seen[sid] = path
@@ -237,9 +232,7 @@ def _ingest_spectra(
             continue
         if sid in seen and seen[sid] != Path(spectrum["source"]):
             report.rejects.append(
-                _reject(
-                    Path(spectrum["source"]), "file", f"duplicate id {sid}: also in {seen[sid]}"
-                )
+                reject(Path(spectrum["source"]), "file", f"duplicate id {sid}: also in {seen[sid]}")
             )
             continue
         seen[sid] = Path(spectrum["source"])
@@ -324,7 +317,7 @@ def _ingest_catalogs(w: Writer, catalogs: list[Path], report: IngestReport) -> l
                 parts.append(part)
         except Exception as exc:  # a broken catalog must not stop the other inputs
             log.warning("catalog %s rejected: %s", path, exc)
-            report.rejects.append(_reject(path, "file", str(exc)))
+            report.rejects.append(reject(path, "file", str(exc)))
     return parts
 
 
@@ -385,7 +378,3 @@ def _record_run(
     w.put_table(
         "ingest_runs", pa.concat_tables([old_runs, pa.Table.from_pylist([run], INGEST_RUNS)])
     )
-
-
-def _reject(path: Path, item: str, reason: str) -> dict:
-    return {"source": str(path), "item": item, "reason": reason}

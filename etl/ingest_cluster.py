@@ -29,16 +29,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from startrack.etl.errors import reject
 from startrack.etl.ingest import (
     PART_ROWS,
     ROW_GROUP,
     IngestReport,
-    _reject,
     index_rows,
-    star_id_from_name,
 )
 from startrack.executors import Runner, open_executor
-from startrack.warehouse.schema import SPECTRA_INDEX, STARS
+from startrack.star_id import star_id_from_file_name
+from startrack.warehouse.contract import SPECTRA_INDEX, STARS
 from startrack.warehouse.store import Writer
 
 
@@ -124,11 +124,11 @@ def _ingest(
     todo: list[Path] = []
     seen: dict[str, Path] = {}
     for path in files:  # the local driver's pre-pass, unchanged
-        sid = star_id_from_name(path)
+        sid = star_id_from_file_name(path.name)
         if sid is not None and sid in known:
             report.spectra_skipped += 1
         elif sid is not None and sid in seen:
-            report.rejects.append(_reject(path, "file", f"duplicate id {sid}: also in {seen[sid]}"))
+            report.rejects.append(reject(path, "file", f"duplicate id {sid}: also in {seen[sid]}"))
         else:
             if sid is not None:
                 seen[sid] = path
@@ -163,7 +163,7 @@ def _ingest(
                     drop.append(here)
                 elif sid in seen and seen[sid] != Path(outcome.source):
                     reason = f"duplicate id {sid}: also in {seen[sid]}"
-                    report.rejects.append(_reject(Path(outcome.source), "file", reason))
+                    report.rejects.append(reject(Path(outcome.source), "file", reason))
                     drop.append(here)
                 else:
                     seen[sid] = Path(outcome.source)

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from startrack.warehouse.schema import STARS
+from startrack.warehouse.contract import STARS
 
 KEY = ("plate", "mjd", "fiberid")
 META = ("source", "ingest_run", "has_spectrum")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -21,21 +20,11 @@ from startrack.etl.errors import EtlError, IdentityError, reject
 from startrack.etl.resample import GridSpectrum, place_on_grid
 from startrack.etl.spec_reader import SpecData, read_spec
 from startrack.labels import normalize_subclass
-from startrack.warehouse.schema import BANDS, STARS
+from startrack.star_id import format_star_id, ids_from_file_name, invalid_id_reason
+from startrack.vocabulary import BANDS
+from startrack.warehouse.contract import STARS
 
 log = logging.getLogger(__name__)
-
-FILE_NAME = re.compile(r"^spec-(\d+)-(\d+)-(\d+)\.fits(?:\.gz)?$", re.IGNORECASE)
-MAX_FIBER = 1000  #: BOSS plates have 1000 fibers, SDSS-I/II 640
-#: Sane bounds of real SDSS identifiers, checked before anything reaches a Parquet writer:
-#: plates run 266..~12,500 (SDSS-I..eBOSS) within 5 digits; MJDs start at 50,000 (specObjID
-#: packs MJD - 50000; first light was MJD ~50,800) and stay 5-digit; fibers 1..640 (SDSS-I/II)
-#: or 1..1000 (BOSS).
-ID_RANGES: dict[str, tuple[int, int]] = {
-    "plate": (1, 99_999),
-    "mjd": (50_000, 99_999),
-    "fiberid": (1, MAX_FIBER),
-}
 
 #: ``stars`` columns a reader fills (``ingest_run`` is the driver's).
 STAR_KEYS = tuple(n for n in STARS.names if n != "ingest_run")
@@ -48,30 +37,6 @@ class SpecResult:
     star: dict[str, Any] | None
     spectrum: dict[str, Any] | None
     rejects: list[dict[str, str]] = field(default_factory=list)
-
-
-def make_star_id(plate: int, mjd: int, fiberid: int) -> str:
-    """The warehouse's readable id: '2942-54521-0124'."""
-    return f"{plate:04d}-{mjd:05d}-{fiberid:04d}"
-
-
-def ids_from_name(name: str) -> tuple[int, int, int] | None:
-    """(plate, mjd, fiberid) from 'spec-PLATE-MJD-FIBER.fits[.gz]', None if it does not match."""
-    m = FILE_NAME.match(name)
-    return (int(m[1]), int(m[2]), int(m[3])) if m else None
-
-
-def invalid_id_reason(plate: Any, mjd: Any, fiberid: Any) -> str | None:
-    """Why an id triple is not a real SDSS fiber (None when it is fine)."""
-    for name, value in (("plate", plate), ("mjd", mjd), ("fiberid", fiberid)):
-        if value is None or not isinstance(value, int) or isinstance(value, bool):
-            return f"{name} is missing or not an integer ({value!r})"
-        if value <= 0:
-            return f"{name} must be positive (got {value})"
-        lo, hi = ID_RANGES[name]
-        if not lo <= value <= hi:
-            return f"{name} {value} is outside {lo}..{hi}"
-    return None
 
 
 class FileTimeout(EtlError):
@@ -119,7 +84,7 @@ def process_spec_file(path: str | Path) -> SpecResult:
         log.exception("unexpected error reading %s", source)
         reason = f"unexpected error reading spectrum: {type(exc).__name__}: {exc}"
         return SpecResult(None, None, [reject(source, "file", reason)])
-    sid = make_star_id(plate, mjd, fiberid)
+    sid = format_star_id(plate, mjd, fiberid)
     ids = {"plate": plate, "mjd": mjd, "fiberid": fiberid, "star_id": sid}
     return SpecResult(
         star=_star_row(ids, data.specobj, placed, source),
@@ -139,7 +104,7 @@ def resolve_identity(name: str, data: SpecData) -> tuple[int, int, int]:
     pid = data.primary_ids
     if len(pid) == 3:
         opinions.append(("primary header", (pid["plate"], pid["mjd"], pid["fiberid"])))
-    from_name = ids_from_name(name)
+    from_name = ids_from_file_name(name)
     if from_name is not None:
         opinions.append(("file name", from_name))
     if not opinions:
@@ -151,8 +116,8 @@ def resolve_identity(name: str, data: SpecData) -> tuple[int, int, int]:
     for other_source, other in opinions[1:]:
         if other != best:
             raise IdentityError(
-                f"identity mismatch: {best_source} says {make_star_id(*best)} "
-                f"but {other_source} says {make_star_id(*other)}"
+                f"identity mismatch: {best_source} says {format_star_id(*best)} "
+                f"but {other_source} says {format_star_id(*other)}"
             )
     why = invalid_id_reason(*best)
     if why:

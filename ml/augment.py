@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.nn import functional as F
 
-from startrack.etl.extinction import R_V_DEFAULT, a_lambda_over_a_v
 from startrack.grid import C_KMS, DLOGLAM, wavelength
 from startrack.ml.continuum import smooth_continuum
+from startrack.simulator.extinction import R_V_DEFAULT, a_lambda_over_a_v
 
 #: A_band / E(B-V) for SDSS ugriz, R_V = 3.1 (Schlafly & Finkbeiner 2011, table 6).
 SDSS_EXTINCTION = (4.239, 3.303, 2.285, 1.698, 1.263)

@@ -1,4 +1,4 @@
-"""Load TrainingData from a published warehouse snapshot, within a memory budget.
+"""TrainingData, and loading it from a published warehouse snapshot within a memory budget.
 
 Stars come from DuckDB; spectra are streamed from the Parquet part files with pyarrow (only the
 columns and rows needed) straight into preallocated float32 arrays, so peak memory is the
@@ -8,8 +8,10 @@ float32, mask bool over 4,671 pixels): ``max_spectra`` bounds the total.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +19,55 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from startrack.errors import NothingToTrain
 from startrack.grid import NPIX
-from startrack.ml.features import MAG_COLUMNS, MAGERR_COLUMNS, split_fraction
-from startrack.ml.train import TrainingData
+from startrack.ml.features import MAG_COLUMNS, MAGERR_COLUMNS, split_fraction, split_of
+from startrack.ml.inference import Spectra
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """What training needs, as arrays.
+
+    stars: one row per star with star_id, label (normalized), spectral_type, z, snr, mag_u..z,
+    magerr_u..z. flux/ivar (n_spec, NPIX) float32, mask bool, norm (n_spec,). spec_row (n,)
+    maps each star to its spectrum row, -1 when it has none. split: 'train'/'val'/'test' per
+    star; computed with split_of(star_id) when None.
+    """
+
+    stars: pd.DataFrame
+    flux: np.ndarray
+    ivar: np.ndarray
+    mask: np.ndarray
+    norm: np.ndarray
+    spec_row: np.ndarray
+    split: np.ndarray | None = None
+    snapshot_id: str | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.stars)
+        self.stars = self.stars.reset_index(drop=True)
+        self.spec_row = np.asarray(self.spec_row, dtype=np.int64)
+        if len(self.spec_row) != n:
+            raise ValueError(f"spec_row has {len(self.spec_row)} entries for {n} stars")
+        for col in ("star_id", "label"):
+            if col not in self.stars.columns:
+                raise ValueError(f"stars needs a {col!r} column")
+        if self.split is None:
+            self.split = np.array([split_of(s) for s in self.stars["star_id"]], dtype=object)
+        self.split = np.asarray(self.split, dtype=object)
+
+    def spectra(self) -> Spectra:
+        return Spectra(self.flux, self.ivar, self.mask, self.norm, self.spec_row)
+
+    def without_label(self, label: str) -> TrainingData:
+        """The same data with ``label`` unknown (leave-one-subtype-out experiments)."""
+        stars = self.stars.copy()
+        stars.loc[stars["label"] == label, "label"] = None
+        return dataclasses.replace(self, stars=stars)
+
 
 #: Stars columns the model uses (plus ids for bookkeeping; never fed to the network).
 STAR_COLUMNS = (
@@ -115,7 +161,7 @@ def load_training_data(
     """
     stars = load_stars(snapshot)
     if stars.empty:
-        raise ValueError(
+        raise NothingToTrain(
             f"snapshot {snapshot.id} has no labelled stars: "
             "ingest a catalogue with subclasses first"
         )

@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 
 from startrack.grid import DLOGLAM
+from startrack.vocabulary import BANDS
 
-BANDS = ("u", "g", "r", "i", "z")
 MAG_COLUMNS = tuple(f"mag_{b}" for b in BANDS)
 MAGERR_COLUMNS = tuple(f"magerr_{b}" for b in BANDS)
 #: Columns of the raw matrix, in order (what a star row must provide; NaN = missing).

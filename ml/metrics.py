@@ -24,7 +24,12 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from startrack.labels import sort_key, spectral_type_of
+from startrack.labels import (
+    WITHIN_ONE_SUBTYPES,
+    sort_key,
+    spectral_types,
+)
+from startrack.warehouse import contract
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +38,10 @@ DEFAULT_SNR_BINS: tuple[float, ...] = (0.0, 5.0, 10.0, 20.0, 40.0, math.inf)
 #: Equal-width confidence bins for the expected calibration error.
 ECE_BINS = 15
 
-METRICS_COLUMNS = ["model_version", "branch", "split", "metric", "snr_bin", "value", "n"]
-CLASS_METRICS_COLUMNS = [
-    "model_version",
-    "branch",
-    "split",
-    "label",
-    "precision",
-    "recall",
-    "f1",
-    "support",
-]
-CONFUSION_COLUMNS = ["model_version", "branch", "split", "actual", "predicted", "n"]
+#: Columns of the warehouse tables these rows go to (declared in startrack.warehouse.contract).
+METRICS_COLUMNS = contract.schema("metrics").names
+CLASS_METRICS_COLUMNS = contract.schema("class_metrics").names
+CONFUSION_COLUMNS = contract.schema("confusion").names
 
 
 @dataclass
@@ -136,24 +133,6 @@ def _as_labels(values: Sequence[str], name: str) -> np.ndarray:
     return arr
 
 
-def _spectral_types(labels: Sequence[str]) -> np.ndarray:
-    """Numeric MK type per label (NaN outside the MK sequence)."""
-    return np.array(
-        [np.nan if (t := spectral_type_of(u)) is None else t for u in labels], dtype=np.float64
-    )
-
-
-def within_one_mask(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Vectorized ``startrack.labels.within_one_subtype``: each distinct label is parsed once."""
-    uniques, inverse = np.unique(np.concatenate([y_true, y_pred]).astype(str), return_inverse=True)
-    types = _spectral_types(uniques)
-    n = len(y_true)
-    it, ip = inverse[:n], inverse[n:]
-    with np.errstate(invalid="ignore"):
-        close = np.abs(types[it] - types[ip]) <= 1.0  # NaN (non-MK) compares False
-    return (it == ip) | close
-
-
 def expected_calibration_error(
     correct: np.ndarray, confidence: np.ndarray, n_bins: int = ECE_BINS
 ) -> tuple[float, pd.DataFrame]:
@@ -211,9 +190,11 @@ def evaluate(
     present = np.unique(ct)
     accuracy = float(accuracy_score(ct, cp))
     macro_f1 = float(f1_score(ct, cp, labels=present, average="macro", zero_division=0))
-    types = _spectral_types(labels)
+    types = spectral_types(labels)
     with np.errstate(invalid="ignore"):
-        close = (ct == cp) | (np.abs(types[ct] - types[cp]) <= 1.0)  # NaN (non-MK) is False
+        close = (ct == cp) | (
+            np.abs(types[ct] - types[cp]) <= WITHIN_ONE_SUBTYPES
+        )  # NaN (non-MK) is False
 
     precision, recall, f1, support = precision_recall_fscore_support(
         ct, cp, labels=codes, zero_division=0

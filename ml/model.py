@@ -21,8 +21,9 @@ from torch.nn import functional as F
 from startrack.grid import NPIX
 from startrack.ml.continuum import smooth_continuum
 from startrack.ml.features import N_FEATURES, SPECTRUM_CHANNELS
+from startrack.vocabulary import BRANCHES
 
-HEADS = ("dense", "lstm", "fusion")
+HEADS = BRANCHES  #: one head per branch, built in this order
 
 
 @dataclass

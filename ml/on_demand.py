@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from startrack.ml.inference import Predictor
-from startrack.ml.score import warehouse_predictor
+from startrack.ml.registry import warehouse_predictor
 from startrack.warehouse.read import read_spectrum, read_star
 from startrack.warehouse.store import Warehouse
 

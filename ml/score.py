@@ -1,30 +1,8 @@
-"""`startrack train` / `startrack score` against the warehouse: publish a model, score all stars.
+"""`startrack score` against the warehouse: score stars with the current model, publish.
 
-Tables this module writes (one new snapshot per command):
-
-``models`` (one row per trained model; exactly one has is_current):
-    version VARCHAR, created_at TIMESTAMP(UTC), path VARCHAR (relative to the warehouse,
-    'models/<version>'), data_snapshot VARCHAR, labels VARCHAR (JSON list), n_classes INT,
-    n_train INT, n_train_spectra INT, n_val INT, val_fusion_accuracy DOUBLE,
-    val_dense_accuracy DOUBLE, val_lstm_accuracy DOUBLE, best_epoch INT, epochs_run INT,
-    train_seconds DOUBLE, hyperparameters VARCHAR (JSON), temperatures VARCHAR (JSON),
-    code_version VARCHAR, is_current BOOLEAN.
-``predictions`` (one row per star, for the current model):
-    plate INT, mjd INT, fiberid INT, star_id VARCHAR, model_version VARCHAR, split VARCHAR
-    ('train'|'val'|'test'), has_spectrum BOOLEAN, label VARCHAR (the catalogue's, may be NULL),
-    {fusion,dense,lstm}_label VARCHAR, {fusion,dense,lstm}_prob DOUBLE (calibrated),
-    {fusion,dense,lstm}_topk_labels LIST<VARCHAR>[3], {..}_topk_probs LIST<FLOAT>[3] (best
-    first); lstm_* NULL without a spectrum; ingest_run VARCHAR (of the star row scored),
-    scoring_run VARCHAR.
-``metrics`` / ``class_metrics`` / ``confusion``: columns of startrack.ml.metrics
-    (METRICS_COLUMNS, CLASS_METRICS_COLUMNS, CONFUSION_COLUMNS); branch in dense|lstm|fusion,
-    split 'test' (all labelled test stars; a rare label the model cannot output counts as
-    wrong) or 'test_spectra' (test stars with a spectrum: the three branches on equal footing).
-    No log_loss: only the top-3 probabilities are stored.
-``scoring_runs``: run_id VARCHAR, model_version VARCHAR, snapshot_id VARCHAR (scored data),
-    mode VARCHAR ('incremental'|'full'), started_at, finished_at TIMESTAMP(UTC),
-    stars_total BIGINT, stars_scored BIGINT, spectra_scored BIGINT, seconds DOUBLE,
-    stars_per_second DOUBLE, status VARCHAR.
+Writes ``predictions``, this version's ``metrics``/``class_metrics``/``confusion`` rows
+(startrack.ml.evaluation) and a ``scoring_runs`` row, in one new snapshot; the columns are
+declared in startrack.warehouse.contract. The current model comes from startrack.ml.registry.
 
 Incremental scoring re-scores only stars that are new or whose ingest_run changed since the
 current model scored them; --full (or a new model) re-scores everything.
@@ -32,11 +10,9 @@ current model scored them; --full (or a new model) re-scores everything.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,18 +21,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from startrack.errors import NotReady
-from startrack.labels import spectral_type_of
-from startrack.ml.dataset import DEFAULT_MAX_SPECTRA, _fixed_list, iter_spectra, load_training_data
+from startrack.labels import within_one_array
+from startrack.ml.dataset import _fixed_list, iter_spectra
+from startrack.ml.evaluation import evaluation_tables, replace_rows
 from startrack.ml.features import split_of
-from startrack.ml.inference import Predictor, Spectra, predict_arrays
+from startrack.ml.inference import Spectra, predict_arrays
 from startrack.ml.model import HEADS
 from startrack.ml.prediction_history import record_history
-from startrack.ml.train import TrainConfig, train_model
+from startrack.ml.registry import current_model_row
+from startrack.warehouse.contract import PREDICTIONS
 
 log = logging.getLogger(__name__)
 
 PHOTOMETRY_CHUNK = 100_000
-BASELINES = ("baseline_hgb", "baseline_pca_lr", "baseline_template")
 SCORE_COLUMNS = (
     "plate",
     "mjd",
@@ -77,102 +54,6 @@ SCORE_COLUMNS = (
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def current_model_row(snapshot) -> dict | None:
-    if snapshot is None:
-        return None
-    models = snapshot.table("models").to_pandas() if "models" in snapshot.tables else None
-    if models is None or models.empty:
-        return None
-    cur = models[models["is_current"]]
-    row = (cur if not cur.empty else models.sort_values("created_at")).iloc[-1]
-    return row.to_dict()
-
-
-def current_model_dir(warehouse) -> Path | None:
-    """Directory of the current model artifact of a Warehouse, or None."""
-    row = current_model_row(warehouse.current())
-    return warehouse.root / row["path"] if row else None
-
-
-def warehouse_predictor(warehouse, check_every_s: float = 2.0) -> Predictor:
-    """A Predictor that follows the warehouse's current model (reloads when it changes)."""
-    return Predictor(lambda: current_model_dir(warehouse), check_every_s=check_every_s)
-
-
-def train_and_publish(
-    warehouse,
-    config: TrainConfig | None = None,
-    max_stars: int | None = None,
-    max_spectra: int | None = DEFAULT_MAX_SPECTRA,
-    progress: bool = True,
-    wait: float = 0.0,
-    baselines: bool = True,
-    templates: Path | None = None,
-) -> dict:
-    """Train on the current snapshot, save the artifact, publish it as the current model.
-
-    The baselines (HistGradientBoosting on photometry, PCA + logistic regression on spectra,
-    the SDSS-style template fit with ``templates`` or the built-in set) are trained on the same
-    split and their metrics stored under this model version, side by side with its branches.
-    """
-    snap = warehouse.require_current()
-    data = load_training_data(snap, max_stars=max_stars, max_spectra=max_spectra)
-    result = train_model(data, config, progress=progress)
-    from startrack.ml.artifact import code_version, new_version, save_artifact
-
-    version = new_version(result.model)
-    meta = {**result.meta, "version": version}
-    baseline_tables: dict[str, pd.DataFrame] = {}
-    if baselines:
-        from startrack.etl.templates import load_templates
-        from startrack.ml.baselines import run_baselines
-
-        t0 = time.monotonic()
-        baseline_tables = run_baselines(
-            data.stars,
-            data.spectra() if len(data.flux) else None,
-            version,
-            seed=meta["hyperparameters"]["seed"],
-            templates=load_templates(templates),
-            eval_splits=("test",),
-        )
-        log.info("baselines trained and evaluated in %.1f s", time.monotonic() - t0)
-    with warehouse.writer(command="train", wait=wait) as w:
-        save_artifact(w.model_dir(version), result.model, meta)
-        val = meta["metrics"].get("validation", {})
-        row = {
-            "version": version,
-            "created_at": _now(),
-            "path": f"models/{version}",
-            "data_snapshot": snap.id,
-            "labels": json.dumps(meta["labels"]),
-            "n_classes": len(meta["labels"]),
-            "n_train": meta["training"]["n_train"],
-            "n_train_spectra": meta["training"]["n_train_spectra"],
-            "n_val": meta["training"]["n_val"],
-            "val_fusion_accuracy": val.get("fusion_accuracy"),
-            "val_dense_accuracy": val.get("dense_accuracy"),
-            "val_lstm_accuracy": val.get("lstm_accuracy"),
-            "best_epoch": meta["metrics"]["best_epoch"],
-            "epochs_run": meta["metrics"]["epochs_run"],
-            "train_seconds": meta["training"]["seconds"],
-            "hyperparameters": json.dumps(meta["hyperparameters"]),
-            "temperatures": json.dumps(meta["temperatures"]),
-            "code_version": json.dumps(code_version()),
-            "is_current": True,
-        }
-        old = w.base.table("models").to_pandas() if w.base and "models" in w.base.tables else None
-        models = pd.DataFrame([row])
-        if old is not None and not old.empty:
-            old["is_current"] = False
-            models = pd.concat([old, models], ignore_index=True)
-        w.put_table("models", models)
-        for name, frame in baseline_tables.items():
-            w.put_table(name, replace_rows(w.base, name, frame, version, BASELINES))
-    log.info("published model %s", version)
-    return meta
 
 
 def _to_rows(
@@ -237,45 +118,10 @@ def _to_rows(
     return pa.concat_tables(tables)
 
 
-#: The ``predictions`` table (README: warehouse schema).
-PREDICTIONS = pa.schema(
-    [
-        ("plate", pa.int32()),
-        ("mjd", pa.int32()),
-        ("fiberid", pa.int32()),
-        ("star_id", pa.string()),
-        ("model_version", pa.string()),
-        ("branch", pa.string()),
-        ("label", pa.string()),
-        ("prob", pa.float64()),
-        ("topk", pa.list_(pa.struct([("label", pa.string()), ("prob", pa.float64())]))),
-        ("spectral_type", pa.float64()),
-        ("spectral_type_err", pa.float64()),
-        ("flags", pa.list_(pa.string())),
-        ("actual", pa.string()),
-        ("correct", pa.bool_()),
-        ("within_one", pa.bool_()),
-        ("split", pa.string()),
-        ("ingest_run", pa.string()),
-        ("run_id", pa.string()),
-        ("scored_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-
-
 def _write_part(w, table: pa.Table, n: int) -> str:
     path = w.scratch(f"predictions-{n:05d}.parquet")
     pq.write_table(table, path, compression="zstd", compression_level=1)
     return str(path)
-
-
-def within_one_array(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Vectorized labels.within_one_subtype: each distinct label is parsed once."""
-    types = {lab: spectral_type_of(lab) for lab in set(actual) | set(predicted) if lab}
-    a = np.array([types.get(x) if x else None for x in actual], dtype=float)
-    b = np.array([types.get(x) if x else None for x in predicted], dtype=float)
-    close = np.abs(a - b) <= 1.0
-    return np.asarray(close | (actual == predicted), dtype=bool)
 
 
 def _score_stream(snap, model, meta, todo: pd.DataFrame, run_id: str, progress: bool):
@@ -314,71 +160,6 @@ def _score_stream(snap, model, meta, todo: pd.DataFrame, run_id: str, progress: 
     bar.close()
 
 
-def _topk_proba(topk: pd.Series, classes: list[str]) -> np.ndarray:
-    """Probability matrix from the stored top-k (exact top-1, remainder spread): for ECE only."""
-    index = {c: i for i, c in enumerate(classes)}
-    proba = np.zeros((len(topk), len(classes)))
-    for r, entries in enumerate(topk):
-        probs = [e["prob"] for e in entries]
-        proba[r] = max(0.0, 1.0 - float(np.sum(probs))) / max(1, len(classes) - len(probs))
-        for e in entries:
-            proba[r, index[e["label"]]] = e["prob"]
-    return proba
-
-
-#: Evaluation splits: held-out test stars; the test stars with a spectrum (the three branches
-#: on equal footing); every labelled star (training stars included: optimistic, for browsing).
-EVAL_SPLITS = ("test", "test_spectra", "all")
-
-
-def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, pd.DataFrame]:
-    """metrics / class_metrics / confusion rows per branch and split, via ml.metrics.evaluate."""
-    from startrack.ml.metrics import evaluate
-    from startrack.ml.quality import type_metrics
-
-    frames: dict[str, list[pd.DataFrame]] = {"metrics": [], "class_metrics": [], "confusion": []}
-    for split in EVAL_SPLITS:
-        where = {
-            "test": "p.split = 'test'",
-            "test_spectra": "p.split = 'test' AND s.has_spectrum",
-            "all": "TRUE",
-        }[split]
-        for branch in HEADS:
-            sub = snap_con.execute(
-                f"""SELECT p.actual, p.label, p.spectral_type, s.snr
-                           {", p.topk" if split != "all" else ""}
-                    FROM predictions p JOIN stars s USING (plate, mjd, fiberid)
-                    WHERE p.model_version = $1 AND p.branch = $2 AND p.actual IS NOT NULL
-                      AND {where}""",
-                [version, branch],
-            ).df()
-            if sub.empty:
-                continue
-            ev = evaluate(
-                sub["actual"].tolist(),
-                sub["label"].tolist(),
-                proba=_topk_proba(sub["topk"], classes) if "topk" in sub else None,
-                classes=classes,
-                snr=sub["snr"].to_numpy(np.float64),
-            )
-            ev.log_loss = None  # not recoverable from the stored top-k
-            ev.extra.update(type_metrics(sub["actual"], sub["spectral_type"]))
-            for name, frame in ev.to_tables(version, branch, split).items():
-                frames[name].append(frame)
-    return {k: pd.concat(v, ignore_index=True) for k, v in frames.items() if v}
-
-
-def replace_rows(base, name: str, new: pd.DataFrame, version: str, branches) -> pd.DataFrame:
-    """Old rows of other model versions / branches kept; this version's branches replaced."""
-    if base is None or name not in base.tables:
-        return new
-    old = base.table(name).to_pandas()
-    if old.empty:
-        return new
-    drop = (old["model_version"] == version) & old["branch"].isin(list(branches))
-    return pd.concat([old[~drop], new], ignore_index=True)
-
-
 def score_warehouse(
     warehouse,
     full: bool = False,
@@ -415,8 +196,7 @@ def score_warehouse(
             stars = con.execute(f"SELECT {', '.join(cols)} FROM stars").df()
         finally:
             con.close()
-        has_old = not full and "predictions" in snap.tables
-        old = snap.table("predictions") if has_old else None
+        old = None if full else snap.table("predictions")
         mode, keep, todo = "full", None, stars
         if not full and old is not None and old.num_rows:
             same_model = pc.equal(old["model_version"], version)
@@ -487,10 +267,10 @@ def score_warehouse(
             "stars_per_second": n_scored / seconds if seconds > 0 else None,
             "status": "ok",
         }
-        runs = snap.table("scoring_runs").to_pandas() if "scoring_runs" in snap.tables else None
+        runs = snap.table("scoring_runs").to_pandas()
         runs = (
             pd.DataFrame([run])
-            if runs is None or runs.empty
+            if runs.empty
             else pd.concat([runs, pd.DataFrame([run])], ignore_index=True)
         )
         w.put_table("scoring_runs", runs)

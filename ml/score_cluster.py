@@ -86,7 +86,8 @@ def score_task(task: ScoreTask) -> tuple[str, int]:
     """On a worker: score one slab or photometry chunk, write its predictions part."""
     from startrack.ml.dataset import SPECTRUM_COLUMNS, _fixed_list
     from startrack.ml.inference import Spectra, predict_arrays
-    from startrack.ml.score import PREDICTIONS, _to_rows
+    from startrack.ml.score import _to_rows
+    from startrack.warehouse.contract import PREDICTIONS
 
     model, meta = worker_model(task.artifact, task.digest)
     version = meta["version"]

@@ -37,7 +37,7 @@ KMS_PER_PIXEL: float = float(np.log(10.0) * grid.C_KMS * grid.DLOGLAM)
 
 
 class TemplateSetLike(Protocol):
-    """What a template set must offer (startrack.etl.templates.TemplateSet does)."""
+    """What a template set must offer (startrack.simulator.templates.TemplateSet does)."""
 
     names: list[str]  # raw SDSS names, e.g. 'K3', 'M2V', 'Carbon_lines'
     loglam: np.ndarray  # (npix,) shared or (n_templates, npix): log10(lambda / A)
@@ -242,35 +242,13 @@ def _shift(values: np.ndarray, s: int, fill: float | bool) -> np.ndarray:
 
 
 def _templates_on_grid(loglam: np.ndarray, flux: np.ndarray) -> np.ndarray:
-    """(n_templates, NPIX) on the common grid, NaN outside each template's coverage.
-
-    Templates sampled on the 1e-4 dex lattice land by exact integer offset; anything else is
-    linearly interpolated.
-    """
+    """(n_templates, NPIX) on the common grid, NaN outside each template's coverage."""
     n_t = flux.shape[0]
     lam = np.broadcast_to(loglam, flux.shape) if loglam.ndim == 1 else loglam
     if lam.shape != flux.shape:
         raise ValueError(f"template loglam shape {loglam.shape} does not match flux {flux.shape}")
-    out = np.full((n_t, grid.NPIX), np.nan)
-    target = grid.loglam()
-    for i in range(n_t):
-        li, fi = lam[i], flux[i]
-        good = np.isfinite(li) & np.isfinite(fi)
-        if not good.any():
-            continue
-        li, fi = li[good], fi[good]
-        pix = grid.pixel_of(li)
-        offset = np.rint(pix)
-        if np.all(np.abs(pix - offset) < 1e-3) and np.all(np.diff(offset) > 0):
-            idx = offset.astype(np.int64)
-            inside = (idx >= 0) & (idx < grid.NPIX)
-            out[i, idx[inside]] = fi[inside]
-        else:
-            order = np.argsort(li)
-            li, fi = li[order], fi[order]
-            inside = (target >= li[0]) & (target <= li[-1])
-            out[i, inside] = np.interp(target[inside], li, fi)
-    return out
+    rows = [grid.values_on_grid(lam[i], flux[i]) for i in range(n_t)]
+    return np.stack(rows) if rows else np.full((0, grid.NPIX), np.nan)
 
 
 def fit_templates(

@@ -13,7 +13,6 @@ average of the weights, which is also what is saved.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import math
@@ -28,6 +27,7 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from startrack.errors import NothingToTrain
 from startrack.labels import normalize_subclass, sort_key
 from startrack.ml.augment import (
     AugmentConfig,
@@ -37,6 +37,7 @@ from startrack.ml.augment import (
     neighbour_mix,
 )
 from startrack.ml.calibration import fit_temperature
+from startrack.ml.dataset import TrainingData
 from startrack.ml.features import (
     FEATURE_NAMES,
     RAW_COLUMNS,
@@ -46,7 +47,6 @@ from startrack.ml.features import (
     normalized_spectra,
     raw_matrix,
     spectrum_channels,
-    split_of,
     tabular_features,
     to_rest_frame,
 )
@@ -55,48 +55,6 @@ from startrack.ml.model import HEADS, ModelConfig, StarClassifier
 from startrack.ml.quality import OOD_QUANTILE, OutlierModel
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainingData:
-    """What training needs, as arrays.
-
-    stars: one row per star with star_id, label (normalized), spectral_type, z, snr, mag_u..z,
-    magerr_u..z. flux/ivar (n_spec, NPIX) float32, mask bool, norm (n_spec,). spec_row (n,)
-    maps each star to its spectrum row, -1 when it has none. split: 'train'/'val'/'test' per
-    star; computed with split_of(star_id) when None.
-    """
-
-    stars: pd.DataFrame
-    flux: np.ndarray
-    ivar: np.ndarray
-    mask: np.ndarray
-    norm: np.ndarray
-    spec_row: np.ndarray
-    split: np.ndarray | None = None
-    snapshot_id: str | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self.stars)
-        self.stars = self.stars.reset_index(drop=True)
-        self.spec_row = np.asarray(self.spec_row, dtype=np.int64)
-        if len(self.spec_row) != n:
-            raise ValueError(f"spec_row has {len(self.spec_row)} entries for {n} stars")
-        for col in ("star_id", "label"):
-            if col not in self.stars.columns:
-                raise ValueError(f"stars needs a {col!r} column")
-        if self.split is None:
-            self.split = np.array([split_of(s) for s in self.stars["star_id"]], dtype=object)
-        self.split = np.asarray(self.split, dtype=object)
-
-    def spectra(self) -> Spectra:
-        return Spectra(self.flux, self.ivar, self.mask, self.norm, self.spec_row)
-
-    def without_label(self, label: str) -> TrainingData:
-        """The same data with ``label`` unknown (leave-one-subtype-out experiments)."""
-        stars = self.stars.copy()
-        stars.loc[stars["label"] == label, "label"] = None
-        return dataclasses.replace(self, stars=stars)
 
 
 @dataclass
@@ -239,8 +197,9 @@ def train_model(
     train_all = np.flatnonzero(split == "train")
     classes = class_set(stars["label"].iloc[train_all], cfg.min_class_count)
     if len(classes) < 2:
-        raise ValueError(
-            f"need at least 2 labels with >= {cfg.min_class_count} training stars, got {classes}"
+        raise NothingToTrain(
+            f"need at least 2 labels with >= {cfg.min_class_count} training stars, got {classes}: "
+            "ingest more labelled stars or lower --min-class-count"
         )
     index = {c: i for i, c in enumerate(classes)}
     y = stars["label"].map(index).fillna(-1).to_numpy(np.int64)

@@ -7,12 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+from startrack.argtypes import count, positive_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,25 +15,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from startrack.ml.train import TrainConfig
 
     d = TrainConfig()
-    parser.add_argument("--epochs", type=int, default=d.epochs, help=f"max epochs ({d.epochs})")
     parser.add_argument(
-        "--batch-size", type=int, default=d.batch_size, help=f"spectra per batch ({d.batch_size})"
+        "--epochs", type=positive_int, default=d.epochs, help=f"max epochs ({d.epochs})"
     )
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"learning rate ({d.lr})")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=d.batch_size,
+        help=f"spectra per batch ({d.batch_size})",
+    )
+    parser.add_argument("--lr", type=positive_float, default=d.lr, help=f"learning rate ({d.lr})")
     parser.add_argument(
         "--patience",
-        type=int,
+        type=positive_int,
         default=d.patience,
         help=f"early stopping: epochs without a better validation loss, counted once the "
         f"learning rate anneals (second half of the run) ({d.patience})",
     )
     parser.add_argument("--seed", type=int, default=d.seed, help=f"random seed ({d.seed})")
-    parser.add_argument("--dense-hidden", type=int, default=d.dense_hidden, help="dense width")
-    parser.add_argument("--lstm-hidden", type=int, default=d.lstm_hidden, help="LSTM hidden size")
-    parser.add_argument("--d-model", type=int, default=d.d_model, help="fusion token width")
+    parser.add_argument(
+        "--dense-hidden", type=positive_int, default=d.dense_hidden, help="dense width"
+    )
+    parser.add_argument(
+        "--lstm-hidden", type=positive_int, default=d.lstm_hidden, help="LSTM hidden size"
+    )
+    parser.add_argument(
+        "--d-model", type=positive_int, default=d.d_model, help="fusion token width"
+    )
     parser.add_argument(
         "--line-indices",
-        type=_count,
+        type=count,
         default=None,
         metavar="N",
         help="learned line indices in the fusion (a linear projection of the line spectrum); "
@@ -46,27 +52,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-class-count",
-        type=int,
+        type=positive_int,
         default=d.min_class_count,
         help=f"labels with fewer training stars are not learned ({d.min_class_count})",
     )
     parser.add_argument(
         "--time-budget",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="stop after the epoch that crosses this many seconds",
     )
     parser.add_argument(
         "--min-epochs",
-        type=int,
+        type=count,
         default=0,
         metavar="N",
         help="train at least N epochs even past --time-budget (a slow machine takes longer "
         "instead of giving an under-trained model)",
     )
-    parser.add_argument("--max-stars", type=int, default=None, help="cap on stars loaded")
-    parser.add_argument("--max-spectra", type=int, default=60_000, help="cap on spectra loaded")
+    parser.add_argument("--max-stars", type=positive_int, default=None, help="cap on stars loaded")
+    parser.add_argument("--max-spectra", type=count, default=60_000, help="cap on spectra loaded")
     parser.add_argument(
         "--templates",
         type=Path,
@@ -82,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from startrack.config import warehouse_dir
-    from startrack.ml.score import train_and_publish
+    from startrack.ml.publish import train_and_publish
     from startrack.ml.train import TrainConfig
     from startrack.warehouse.store import Warehouse
 

@@ -18,7 +18,10 @@ from startrack.errors import EXIT_CODES, UserError, storage_error
 
 #: name -> (module, one-line help). Modules expose add_arguments(parser) and run(args).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("startrack.etl.simulate", "write a realistic demo survey in SDSS file formats"),
+    "simulate": (
+        "startrack.simulator.cli",
+        "write a realistic demo survey in SDSS file formats",
+    ),
     "fetch": ("startrack.etl.fetch.cli", "download the SDSS catalog and spectra, resumably"),
     "ingest": ("startrack.etl.cli", "ingest SDSS catalog and spectrum files into the warehouse"),
     "sql": ("startrack.warehouse.cli", "run a read-only SQL query against the warehouse"),
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--warehouse",
         metavar="DIR",
         default=argparse.SUPPRESS,
-        help=f"warehouse directory (default: ${ENV_WAREHOUSE}, else ./warehouse)",
+        help=f"warehouse directory (default: ${ENV_WAREHOUSE}, else ./data/warehouse)",
     )
     common.add_argument(
         "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output"
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the published warehouse is unchanged", file=sys.stderr)
         return 130
-    except _user_errors() as exc:
+    except UserError as exc:
         print(f"startrack {args.command}: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     except OSError as exc:  # a full disk or a read-only warehouse raised below any writer
@@ -98,14 +101,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"startrack {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from startrack.etl.ingest import NoInput
-    from startrack.warehouse.sql import QueryFailed, QueryRefused
-    from startrack.warehouse.store import WarehouseBusy, WarehouseEmpty
-
-    return (UserError, NoInput, QueryFailed, QueryRefused, WarehouseBusy, WarehouseEmpty)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ import logging
 import time
 from pathlib import Path
 
+from startrack.argtypes import count, folder, port, positive_float, positive_int
+from startrack.config import DEFAULT_SURVEY
+from startrack.errors import NothingIngested
+
 log = logging.getLogger(__name__)
 
 STEPS = ("simulate", "ingest", "train", "score", "serve")
@@ -23,12 +27,12 @@ DEMO_MIN_EPOCHS = 6
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--survey", type=Path, default=Path("demo-survey"), help="where the demo survey files go"
+        "--survey", type=folder, default=Path(DEFAULT_SURVEY), help="where the demo survey files go"
     )
-    parser.add_argument("--stars", type=int, default=20_000, help="catalog stars (20000)")
+    parser.add_argument("--stars", type=positive_int, default=20_000, help="catalog stars (20000)")
     parser.add_argument(
         "--spectra",
-        type=int,
+        type=count,
         default=4_000,
         help="stars with spectra (4000: enough varied spectra for a model that types real stars)",
     )
@@ -40,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="template families for the survey: 'builtin' (default) and/or SDSS template files, "
         "comma-separated (see startrack simulate --help)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="processes (2)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="processes (2)")
     parser.add_argument(
         "--until",
         choices=STEPS,
@@ -49,19 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--train-budget",
-        type=float,
+        type=positive_float,
         default=150.0,
         metavar="SECONDS",
         help="training time budget in seconds (default 150)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="dashboard host (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8050, help="dashboard port (8050)")
+    parser.add_argument("--port", type=port, default=8050, help="dashboard port (8050)")
 
 
 def run(args: argparse.Namespace) -> int:
     from startrack.config import warehouse_dir
     from startrack.etl.ingest import ingest
-    from startrack.etl.simulate import SIMULATOR_VERSION, simulate_survey
+    from startrack.simulator.simulate import SIMULATOR_VERSION, simulate_survey
     from startrack.warehouse.store import Warehouse
 
     wh = Warehouse(warehouse_dir(args.warehouse))
@@ -101,10 +105,11 @@ def run(args: argparse.Namespace) -> int:
     )
     print(report.summary())
     if report.status.startswith("failed"):
-        return 1
+        raise NothingIngested(report.status.removeprefix("failed: "))
     if args.until == "ingest":
         return _done(wh, t0)
-    from startrack.ml.score import score_warehouse, train_and_publish
+    from startrack.ml.publish import train_and_publish
+    from startrack.ml.score import score_warehouse
     from startrack.ml.train import TrainConfig
 
     meta = train_and_publish(

@@ -17,7 +17,8 @@ EXIT_CODES: dict[int, str] = {
     0: "success (an ingest may still have rejected some items: see the rejects table)",
     1: "nothing usable was ingested (or --strict and something was rejected)",
     2: "usage: bad arguments, missing input files, a warehouse path that is not a directory",
-    3: "not ready: nothing published yet, no trained model, or the model artifact is unusable",
+    3: "not ready: nothing published yet, too few labelled stars to train, no trained model, "
+    "or the model artifact is unusable",
     4: "storage: disk full, read-only or unwritable warehouse; nothing was published",
     5: "busy: another writer holds the warehouse lock (try --wait SECONDS)",
     130: "interrupted (Ctrl-C); the published warehouse is unchanged",
@@ -46,6 +47,10 @@ class NotReady(UserError, LookupError):
     """The warehouse has nothing published yet, or no usable model (exit 3)."""
 
     exit_code = 3
+
+
+class NothingToTrain(NotReady, ValueError):
+    """The warehouse has too few labelled stars to train on (exit 3)."""
 
 
 class ModelUnusable(NotReady):

@@ -7,7 +7,7 @@ process pool stays: nothing changes on a laptop.
 
 :func:`open_executor` is the one place that creates either. It yields a :class:`Runner` with a
 ``submit`` / ordered ``map`` interface over a ``concurrent.futures`` pool or a Dask ``Client``;
-the drivers (etl/ingest, ml/score, etl/simulate) only call those. Dask imports stay inside the
+the drivers (etl/ingest, ml/score, simulator/simulate) only call those. Dask imports stay inside the
 Dask branch, so the default path never loads it.
 
 Workers read inputs and write their outputs (spectrum parts, prediction parts, simulated

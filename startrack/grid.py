@@ -33,6 +33,35 @@ def pixel_of(loglam_value: float | np.ndarray) -> np.ndarray:
     return (np.asarray(loglam_value, dtype=np.float64) - LOGLAM0) / DLOGLAM
 
 
+def values_on_grid(loglam_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A sampled curve (template, model) on the grid: float64 (NPIX,), NaN outside its coverage.
+
+    Values sampled on the 1e-4 dex lattice land by exact integer offset (unchanged); anything
+    else is linearly interpolated. Measured spectra, which carry an inverse variance and a
+    mask, go through ``startrack.etl.resample.place_on_grid`` instead.
+    """
+    li = np.asarray(loglam_values, dtype=np.float64)
+    vi = np.asarray(values, dtype=np.float64)
+    out = np.full(NPIX, np.nan)
+    good = np.isfinite(li) & np.isfinite(vi)
+    if not good.any():
+        return out
+    li, vi = li[good], vi[good]
+    pix = pixel_of(li)
+    offset = np.rint(pix)
+    if np.all(np.abs(pix - offset) < 1e-3) and np.all(np.diff(offset) > 0):
+        idx = offset.astype(np.int64)
+        inside = (idx >= 0) & (idx < NPIX)
+        out[idx[inside]] = vi[inside]
+    else:
+        order = np.argsort(li)
+        li, vi = li[order], vi[order]
+        target = loglam()
+        inside = (target >= li[0]) & (target <= li[-1])
+        out[inside] = np.interp(target[inside], li, vi)
+    return out
+
+
 def air_to_vacuum(wave_air: float | np.ndarray) -> np.ndarray:
     """Air to vacuum wavelength (Angstrom): SDSS spectra are in vacuum, line lists often in air.
 

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
 MK_LETTERS = "OBAFGKM"
 MK_OFFSET = {letter: 10 * i for i, letter in enumerate(MK_LETTERS)}
 
@@ -87,6 +89,11 @@ def spectral_type_of(label: str | None) -> float | None:
     return normalize_subclass(label).spectral_type if label else None
 
 
+#: The within-one rule: a prediction is "close" when both labels are MK types at most this
+#: many subtypes apart (K3 vs K4), or the labels are equal.
+WITHIN_ONE_SUBTYPES = 1.0
+
+
 def within_one_subtype(actual: str | None, predicted: str | None) -> bool:
     """True when both are MK types at most one subtype apart, or the labels are equal."""
     if actual is None or predicted is None:
@@ -94,7 +101,27 @@ def within_one_subtype(actual: str | None, predicted: str | None) -> bool:
     if actual == predicted:
         return True
     a, p = spectral_type_of(actual), spectral_type_of(predicted)
-    return a is not None and p is not None and abs(a - p) <= 1.0
+    return a is not None and p is not None and abs(a - p) <= WITHIN_ONE_SUBTYPES
+
+
+def spectral_types(labels) -> np.ndarray:
+    """Numeric MK type per normalized label (NaN outside the MK sequence and for None)."""
+    return np.array(
+        [np.nan if (t := spectral_type_of(u)) is None else t for u in labels], dtype=np.float64
+    )
+
+
+def within_one_array(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """:func:`within_one_subtype` over two label arrays; each distinct label is parsed once."""
+    a = np.asarray(actual, dtype=object)
+    p = np.asarray(predicted, dtype=object)
+    uniques, inverse = np.unique(np.concatenate([a, p]).astype(str), return_inverse=True)
+    types = spectral_types([None if u == "None" else u for u in uniques])
+    ia, ip = inverse[: len(a)], inverse[len(a) :]
+    with np.errstate(invalid="ignore"):
+        close = np.abs(types[ia] - types[ip]) <= WITHIN_ONE_SUBTYPES  # NaN compares False
+    known = np.array([x is not None for x in a]) & np.array([x is not None for x in p])
+    return known & ((ia == ip) | close)
 
 
 def sort_key(label: str) -> tuple[int, float, str]:

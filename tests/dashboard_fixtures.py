@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from startrack.etl.ingest import ingest
-from startrack.etl.simulate import simulate_survey
-from startrack.ml.score import score_warehouse, train_and_publish
+from startrack.ml.publish import train_and_publish
+from startrack.ml.score import score_warehouse
 from startrack.ml.train import TrainConfig
+from startrack.simulator.simulate import simulate_survey
 from startrack.warehouse.store import Warehouse
 
 N_STARS = 400

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from dashboard_fixtures import dashboard_warehouse  # noqa: F401
 
-from startrack.ml.score import score_warehouse, train_and_publish
+from startrack.ml.publish import train_and_publish
+from startrack.ml.score import score_warehouse
 from startrack.ml.train import TrainConfig
 from startrack.warehouse.store import Snapshot, Warehouse
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from startrack.grid import NPIX, wavelength
-from startrack.ml.train import TrainingData
+from startrack.ml.dataset import TrainingData
 
 LABELS = ("B6", "A0", "F5", "G2", "K3", "M2")
 SPTYPE = {"B6": 16.0, "A0": 20.0, "F5": 35.0, "G2": 42.0, "K3": 53.0, "M2": 62.0}

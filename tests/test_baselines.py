@@ -105,9 +105,9 @@ def test_bad_training_input_is_refused() -> None:
 
 
 def test_run_baselines_scores_every_branch_on_the_models_split() -> None:
-    from startrack.etl.templates import builtin_templates
     from startrack.ml.features import split_of
     from startrack.ml.inference import Spectra
+    from startrack.simulator.templates import builtin_templates
 
     rng = np.random.default_rng(3)
     stars = _stars(600, rng)

@@ -12,7 +12,7 @@ import pytest
 
 from startrack.etl.catalog import iter_catalog, resolve_columns, standardize_chunk
 from startrack.etl.errors import CatalogError
-from startrack.warehouse.schema import STARS
+from startrack.warehouse.contract import STARS
 
 
 def _read(path: Path, chunk_rows: int = 250_000) -> tuple[pa.Table, list[dict]]:

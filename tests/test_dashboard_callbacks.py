@@ -66,7 +66,12 @@ def test_lookup_shows_sdss_class_and_three_predictions(pages, snap) -> None:
 
 @pytest.mark.parametrize(
     ("text", "needle"),
-    [("not-an-id", "Invalid id"), ("", "Invalid id"), ("0001-40000-0001", "not in the warehouse")],
+    [
+        ("not-an-id", "Invalid id"),
+        ("", "Invalid id"),
+        ("0001-50000-0001", "not in the warehouse"),
+        ("0001-40000-0001", "MJD 40000 is out of range (50000..99999)"),  # before SDSS
+    ],
 )
 def test_lookup_errors_are_messages(pages, text, needle) -> None:
     current, alert, info, style = pages["star"].lookup("star-go", text)
@@ -165,7 +170,7 @@ def test_api_star(dashboard_app, snap) -> None:  # noqa: F811
     assert client.get(f"/api/star/{int(short[0])}-{short[1]}-{int(short[2])}").status_code == 200
     bad = client.get("/api/star/banana")
     assert bad.status_code == 400 and "not a star id" in bad.get_json()["error"]
-    missing = client.get("/api/star/0001-40000-0001")
+    missing = client.get("/api/star/0001-50000-0001")
     assert missing.status_code == 404 and "not in the warehouse" in missing.get_json()["error"]
 
 
@@ -194,3 +199,31 @@ def test_star_page_links_to_skyserver_and_the_sas_file(pages, snap) -> None:
     assert found["star-sas"] == star_links(plate, mjd, fiber, rec.get("specobjid"))["sas"]
     assert found["star-sas"].endswith(f"/{plate:04d}/spec-{star_id}.fits")
     assert "/spectra/lite/" in found["star-sas"]
+
+
+def test_navbar_lists_the_registered_pages_in_their_order(pages) -> None:
+    from startrack.dashboard import app
+
+    links = app.nav_pages()
+    assert links[:2] == [("Star", "/"), ("Accuracy", "/accuracy")]
+    assert {name for name, _ in links} >= {"Explore", "Runs", "SQL", "Many stars", "Sky search"}
+    assert len(links) == len(app.PAGES)
+    rendered = text_of(app.navbar())
+    for name, href in links:
+        assert f'"href": "{href}"' in rendered and name in rendered
+
+
+def test_decorated_callbacks_stay_plain_functions(pages) -> None:
+    """@callback registers the function with Dash and hands it back unchanged."""
+    import dash
+
+    from startrack.dashboard import app
+
+    # Dash moves the global registrations into the app's map once the app has served
+    registered = " ".join(
+        [*dash._callback.GLOBAL_CALLBACK_MAP, *app.create_app(data.warehouse().root).callback_map]
+    )
+    assert "star-spectrum.figure" in registered and "nav-collapse.is_open" in registered
+    view = pages["star"].spectrum_view
+    assert view.__name__ == "spectrum_view" and not hasattr(view, "__wrapped__")
+    assert app._toggle_nav(1, False) is True and app._toggle_nav(None, False) is False

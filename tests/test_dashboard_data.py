@@ -11,7 +11,7 @@ from dashboard_fixtures import dashboard_warehouse  # noqa: F401  (session fixtu
 
 from startrack import grid
 from startrack.dashboard import data, figures, overlay
-from startrack.dashboard.lines import LINES
+from startrack.lines import LINES
 from startrack.warehouse.store import Warehouse, WarehouseEmpty
 
 

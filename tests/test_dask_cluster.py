@@ -24,7 +24,6 @@ from distributed import Client, LocalCluster
 from startrack.cli import main
 from startrack.etl import ingest_cluster
 from startrack.etl.ingest import ingest
-from startrack.etl.simulate import simulate_survey
 from startrack.executors import (
     SchedulerUnavailable,
     _check_shared,
@@ -33,9 +32,11 @@ from startrack.executors import (
     resolve_scheduler,
     scheduler_address,
 )
-from startrack.ml.score import score_warehouse, train_and_publish
+from startrack.ml.publish import train_and_publish
+from startrack.ml.score import score_warehouse
 from startrack.ml.score_cluster import model_loads
 from startrack.ml.train import TrainConfig
+from startrack.simulator.simulate import simulate_survey
 from startrack.warehouse.store import Warehouse
 
 

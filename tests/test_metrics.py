@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from startrack.labels import within_one_subtype
-from startrack.ml.metrics import evaluate, expected_calibration_error, within_one_mask
+from startrack.labels import within_one_array, within_one_subtype
+from startrack.ml.metrics import evaluate, expected_calibration_error
 
 
 def test_accuracy_and_macro_f1_by_hand() -> None:
@@ -29,7 +29,7 @@ def test_within_one_uses_numeric_type_difference() -> None:
     y_pred = ["G3", "K1", "B9", "WD", "Carbon", "L0"]
     ev = evaluate(y_true, y_pred, None, [], None)
     expected = [True, False, True, True, False, False]
-    assert within_one_mask(np.array(y_true, object), np.array(y_pred, object)).tolist() == expected
+    assert within_one_array(np.array(y_true, object), np.array(y_pred, object)).tolist() == expected
     assert [within_one_subtype(a, p) for a, p in zip(y_true, y_pred, strict=True)] == expected
     assert ev.within_one == pytest.approx(3 / 6)
 

@@ -10,9 +10,11 @@ from ml_synthetic import synthetic_data
 
 from startrack.grid import NPIX
 from startrack.ml.dataset import load_training_data
-from startrack.ml.score import score_warehouse, train_and_publish, warehouse_predictor
+from startrack.ml.publish import train_and_publish
+from startrack.ml.registry import warehouse_predictor
+from startrack.ml.score import score_warehouse
 from startrack.ml.train import TrainConfig
-from startrack.warehouse.schema import SPECTRA
+from startrack.warehouse.contract import SPECTRA
 from startrack.warehouse.store import Warehouse
 
 

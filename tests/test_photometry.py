@@ -6,15 +6,15 @@ import astropy.units as u
 import numpy as np
 import pytest
 
-from startrack.etl.extinction import redden
-from startrack.etl.photometry import (
+from startrack.simulator.extinction import redden
+from startrack.simulator.photometry import (
     ab_magnitudes,
     maggie_weights,
     observe_psf_mags,
     psf_mag_error,
     sdss_filters,
 )
-from startrack.etl.templates import (
+from startrack.simulator.templates import (
     builtin_templates,
     extend_for_photometry,
     load_sdss_templates,

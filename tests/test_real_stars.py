@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from startrack.etl import simulate
-from startrack.etl.templates import (
+from startrack.grid import DLOGLAM, NPIX, wavelength
+from startrack.ml.features import N_FEATURES, Standardizer, rest_frame_shift, to_rest_frame
+from startrack.ml.inference import batched_logits
+from startrack.ml.model import ModelConfig, StarClassifier
+from startrack.ml.quality import continuous_type, quality_flags, type_metrics
+from startrack.simulator import simulate
+from startrack.simulator.templates import (
     BUILTIN_NAMES,
     WIDE_LOGLAM,
     builtin_templates,
     star_flux,
     teff_range,
 )
-from startrack.grid import DLOGLAM, NPIX, wavelength
-from startrack.ml.features import N_FEATURES, Standardizer, rest_frame_shift, to_rest_frame
-from startrack.ml.inference import batched_logits
-from startrack.ml.model import ModelConfig, StarClassifier
-from startrack.ml.quality import continuous_type, quality_flags, type_metrics
 
 SDSS = Path(__file__).resolve().parents[1].parent / "shared" / "sdss"
 HALPHA = 6564.61

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
-from startrack.etl.simulate import (
+from startrack.errors import UsageError
+from startrack.simulator.cli import add_arguments, run
+from startrack.simulator.simulate import (
     CATALOG_COLUMNS,
-    add_arguments,
     plan_survey,
-    run,
     simulate_survey,
     specobjid,
 )
@@ -176,4 +176,6 @@ def test_cli_options_and_run(tmp_path, capsys):
     )
     assert run(args) == 0
     assert "40 stars" in capsys.readouterr().out
-    assert run(parser.parse_args(["--out", str(tmp_path), "--stars", "5", "--spectra", "9"])) == 2
+    with pytest.raises(UsageError, match="--spectra must be between 0 and --stars") as caught:
+        run(parser.parse_args(["--out", str(tmp_path), "--stars", "5", "--spectra", "9"]))
+    assert caught.value.exit_code == 2

@@ -14,7 +14,7 @@ from fits_factory import spec_name, write_spec
 from startrack import grid
 from startrack.etl.spec_reader import read_spec, read_spec_astropy
 from startrack.etl.spectra import SpecResult, process_spec_file
-from startrack.warehouse.schema import SPECTRA, STARS
+from startrack.warehouse.contract import SPECTRA, STARS
 
 
 def _only_reason(result: SpecResult) -> str:

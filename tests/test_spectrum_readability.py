@@ -8,7 +8,7 @@ import numpy as np
 
 from startrack import grid
 from startrack.dashboard import figures, star_extras
-from startrack.dashboard.lines import GROUPS, LINES
+from startrack.lines import GROUPS, LINES
 
 
 def _extent(pos: float, name: str, lo: float, hi: float) -> tuple[float, float]:

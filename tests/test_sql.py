@@ -16,31 +16,31 @@ from startrack.warehouse.store import Warehouse
 def snap(tmp_path):
     wh = Warehouse(tmp_path / "wh")
     with wh.writer(command="fixture") as w:
-        w.put_table("numbers", pd.DataFrame({"n": range(100)}))
+        w.put_table("confusion", pd.DataFrame({"n": range(100)}))
     return wh.current()
 
 
 def test_select_and_limit(snap):
-    result = run_query(snap, "select n from numbers order by n", limit=10)
+    result = run_query(snap, "select n from confusion order by n", limit=10)
     assert list(result.frame["n"]) == list(range(10))
     assert result.truncated
-    full = run_query(snap, "SELECT count(*) AS c FROM numbers;")
+    full = run_query(snap, "SELECT count(*) AS c FROM confusion;")
     assert full.frame["c"][0] == 100 and not full.truncated
 
 
 @pytest.mark.parametrize(
     "sql",
     [
-        "delete from numbers",
-        "drop table numbers",
+        "delete from confusion",
+        "drop table confusion",
         "create table t as select 1",
-        "insert into numbers values (1)",
-        "copy numbers to '/tmp/x.csv'",
+        "insert into confusion values (1)",
+        "copy confusion to '/tmp/x.csv'",
         "attach '/tmp/other.duckdb' as o",
         "install httpfs",
         "load httpfs",
         "set threads = 1",
-        "select 1; drop table numbers",
+        "select 1; drop table confusion",
         "pragma version",
     ],
 )
@@ -68,9 +68,9 @@ def test_sandboxed_queries_do_not_lock_other_connections(snap):
     """DuckDB shares one instance per file in a process: the sandbox must not leak into it."""
     plain = snap.connect()
     for _ in range(3):
-        assert run_query(snap, "select count(*) c from numbers").frame["c"][0] == 100
+        assert run_query(snap, "select count(*) c from confusion").frame["c"][0] == 100
     plain.execute("SET threads = 1")  # still configurable
-    assert plain.execute("select count(*) from numbers").fetchone()[0] == 100
+    assert plain.execute("select count(*) from confusion").fetchone()[0] == 100
     plain.close()
 
 
@@ -82,7 +82,7 @@ def spectra_snap(tmp_path):
     """A snapshot with a spectrum part, so the sandbox has files it may read."""
     wh = Warehouse(tmp_path / "wh")
     with wh.writer(command="fixture") as w:
-        w.put_table("numbers", pd.DataFrame({"n": range(100)}))
+        w.put_table("confusion", pd.DataFrame({"n": range(100)}))
         part = w.new_spectra_part(0)
         pd.DataFrame({"star_id": ["0001-50000-0001"], "snr_median": [5.0]}).to_parquet(part)
         w.add_spectra_part(part)
@@ -91,14 +91,14 @@ def spectra_snap(tmp_path):
 
 def _attacks(root) -> list[str]:
     current = root / "CURRENT"
-    stars = next((root / "snapshots").iterdir()) / "numbers.parquet"
+    stars = next((root / "snapshots").iterdir()) / "confusion.parquet"
     part = next((root / "spectra").iterdir())
     return [
         f"explain analyze copy (select 'pwned') to '{current}' (header false)",
         f"EXPLAIN ANALYZE COPY (select 1 n) TO '{stars}' (FORMAT parquet)",
         f"/* x */ explain (format json) analyze copy (select 1) to '{part}'",
-        f"explain analyse copy numbers to '{root}/new.csv'",
-        f"explain copy numbers to '{root}/new.csv'",
+        f"explain analyse copy confusion to '{root}/new.csv'",
+        f"explain copy confusion to '{root}/new.csv'",
         f"-- comment\nexplain analyze export database '{root}/dump'",
         f"explain analyze attach '{root}/new.duckdb' as x",
         "explain analyze create table t as select 1",
@@ -107,7 +107,7 @@ def _attacks(root) -> list[str]:
         "select * from enable_profiling()",
         "select * from checkpoint()",
         "select write_log('x')",
-        "pivot numbers on n",
+        "pivot confusion on n",
     ]
 
 
@@ -119,19 +119,19 @@ def test_no_spelling_writes_through_the_console(spectra_snap):
             run_query(spectra_snap, sql)
     after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert after == before  # nothing created, nothing overwritten
-    assert run_query(spectra_snap, "select count(*) c from numbers").frame["c"][0] == 100
+    assert run_query(spectra_snap, "select count(*) c from confusion").frame["c"][0] == 100
 
 
 @pytest.mark.parametrize(
     "sql",
     [
-        "explain select count(*) from numbers",
-        "EXPLAIN ANALYZE select count(*) from numbers",
+        "explain select count(*) from confusion",
+        "EXPLAIN ANALYZE select count(*) from confusion",
         "explain (format json) select 1",
-        "/* note */ select max(n) from numbers",
-        "summarize numbers",
-        "describe numbers",
-        "from numbers limit 3",
+        "/* note */ select max(n) from confusion",
+        "summarize confusion",
+        "describe confusion",
+        "from confusion limit 3",
         "select count(*) from spectra",
         "select * from range(3)",
         "select * from duckdb_tables()",
@@ -146,7 +146,7 @@ def test_the_sandboxed_connection_itself_cannot_write(spectra_snap):
     root = spectra_snap.root
     con = spectra_snap.connect(sandbox=True)
     try:
-        for target in (root / "CURRENT", root / "x.csv", spectra_snap.dir / "numbers.parquet"):
+        for target in (root / "CURRENT", root / "x.csv", spectra_snap.dir / "confusion.parquet"):
             with pytest.raises(duckdb.Error):
                 con.execute(f"copy (select 1) to '{target}'")
         with pytest.raises(duckdb.Error):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from startrack.dashboard.star_ids import InvalidStarId, from_parts, parse_star_id
+from startrack.star_id import InvalidStarId, from_parts, parse_star_id
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,17 @@ def test_three_fields() -> None:
         from_parts("2942", "54521", "12a")
     with pytest.raises(InvalidStarId, match="MJD 123 is out of range"):
         from_parts("2942", "123", "5")
+
+
+def test_one_fiber_limit_for_the_etl_and_the_dashboard():
+    """BOSS plates have 1000 fibers: fiber 1000 is a star everywhere, 1001 nowhere."""
+    from startrack.star_id import MAX_FIBER, invalid_id_reason, star_id_from_file_name
+
+    assert MAX_FIBER == 1000
+    assert parse_star_id("3586-55181-1000").star_id == "3586-55181-1000"
+    assert invalid_id_reason(3586, 55181, 1000) is None
+    with pytest.raises(InvalidStarId, match="fiber 1001 is out of range"):
+        parse_star_id("3586-55181-1001")
+    assert invalid_id_reason(3586, 55181, 1001) == "fiberid 1001 is outside 1..1000"
+    assert star_id_from_file_name("spec-266-51630-3.fits.gz") == "0266-51630-0003"
+    assert star_id_from_file_name("notes.txt") is None

@@ -14,18 +14,20 @@ import duckdb
 import pandas as pd
 import pytest
 
+from startrack.warehouse import contract
+from startrack.warehouse.contract import STORED_TABLES, ContractError
 from startrack.warehouse.store import Warehouse, WarehouseBusy, WarehouseEmpty
 
 
 def publish(wh: Warehouse, n: int) -> None:
     with wh.writer(command=f"test {n}") as w:
-        w.put_table("numbers", pd.DataFrame({"n": range(n)}))
+        w.put_table("confusion", pd.DataFrame({"n": range(n)}))
 
 
 def count(wh: Warehouse) -> int:
     con = duckdb.connect(str(wh.root / "startrack.duckdb"), read_only=True)
     try:
-        return con.execute("select count(*) from numbers").fetchone()[0]
+        return con.execute("select count(*) from confusion").fetchone()[0]
     finally:
         con.close()
 
@@ -42,10 +44,12 @@ def test_publish_swaps_snapshot_and_keeps_tables(tmp_path):
     publish(wh, 3)
     first = wh.current_id()
     with wh.writer(command="other") as w:
-        w.put_table("letters", pd.DataFrame({"c": ["a"]}))
+        w.put_table("rejects", pd.DataFrame({"reason": ["a"]}))
     assert wh.current_id() != first
     snap = wh.current()
-    assert {"numbers", "letters", "stars", "rejects", "ingest_runs"} <= set(snap.tables)
+    assert set(snap.tables) == set(STORED_TABLES)  # every table, empty where nothing was put
+    assert snap.table("rejects")["reason"].to_pylist() == ["a"]
+    assert snap.table("models").schema == contract.schema("models")
     assert count(wh) == 3  # carried over from the parent snapshot
     assert snap.manifest["parent"] == first
 
@@ -55,7 +59,7 @@ def test_failed_writer_publishes_nothing(tmp_path):
     publish(wh, 2)
     before = wh.current_id()
     with pytest.raises(RuntimeError), wh.writer(command="boom") as w:
-        w.put_table("numbers", pd.DataFrame({"n": range(99)}))
+        w.put_table("confusion", pd.DataFrame({"n": range(99)}))
         raise RuntimeError("boom")
     assert wh.current_id() == before
     assert count(wh) == 2
@@ -79,7 +83,7 @@ def test_reader_open_while_writer_publishes(tmp_path):
     publish(wh, 5)
     old = wh.current().connect()
     publish(wh, 7)
-    assert old.execute("select count(*) from numbers").fetchone()[0] == 5
+    assert old.execute("select count(*) from confusion").fetchone()[0] == 5
     assert count(wh) == 7
     old.close()
 
@@ -100,7 +104,7 @@ KILLED_WRITER = textwrap.dedent(
     from startrack.warehouse.store import Warehouse
     wh = Warehouse(sys.argv[1])
     with wh.writer(command="doomed") as w:
-        w.put_table("numbers", pd.DataFrame({"n": range(1000)}))
+        w.put_table("confusion", pd.DataFrame({"n": range(1000)}))
         print("staged", flush=True)
         time.sleep(60)
     """
@@ -153,12 +157,12 @@ def test_current_is_the_truth_after_a_kill_between_the_two_renames(tmp_path):
     link.unlink()
     link.symlink_to(Path("snapshots") / old / "startrack.duckdb")  # the state the kill left
     con = wh.current().connect()  # StarTrack's readers open the snapshot CURRENT names
-    assert con.execute("select count(*) from numbers").fetchone()[0] == 3
+    assert con.execute("select count(*) from confusion").fetchone()[0] == 3
     con.close()
     with wh.writer(command="next writer") as w:
         assert w.base.id == new  # the writer builds on CURRENT, not on the link
         assert os.readlink(link) == f"snapshots/{new}/startrack.duckdb"  # repaired at once
-        w.put_table("numbers", pd.DataFrame({"n": range(4)}))
+        w.put_table("confusion", pd.DataFrame({"n": range(4)}))
     assert os.readlink(link) == f"snapshots/{wh.current_id()}/startrack.duckdb"
     assert count(wh) == 4
 
@@ -176,3 +180,21 @@ def test_orphan_parts_of_a_dead_writer_go_with_the_next_writer(tmp_path):
     pq.write_table(pa.table({"x": [2]}), orphan)  # fresh: a writer killed a second ago
     publish(wh, 5)
     assert kept.exists() and not orphan.exists()
+
+
+def test_writers_store_only_what_the_contract_declares(tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    publish(wh, 2)
+    before = wh.current_id()
+    with pytest.raises(ContractError, match="'letters' is not declared"), wh.writer("x") as w:
+        w.put_table("letters", pd.DataFrame({"c": ["a"]}))
+    extra = r"columns \['colour'\] are not declared"
+    with pytest.raises(ContractError, match=extra), wh.writer("x") as w:
+        w.put_table("confusion", pd.DataFrame({"n": [1], "colour": ["red"]}))
+    with pytest.raises(ContractError, match="'n'"), wh.writer("x") as w:
+        w.put_table("confusion", pd.DataFrame({"n": ["many"]}))
+    assert wh.current_id() == before  # nothing half-written was published
+    with wh.writer("typed") as w:  # a narrower type is cast to the declared one
+        w.put_table("confusion", pd.DataFrame({"n": pd.Series([7], dtype="int8")}))
+    table = wh.current().table("confusion")
+    assert table.schema == contract.schema("confusion") and table["n"].to_pylist() == [7]

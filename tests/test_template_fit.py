@@ -107,7 +107,7 @@ def test_recovers_real_sdss_templates() -> None:
 
 
 def test_builtin_demo_templates_are_recovered() -> None:
-    from startrack.etl.templates import builtin_templates
+    from startrack.simulator.templates import builtin_templates
 
     templates = builtin_templates()
     flux, ivar, idx, _ = _observe(templates, np.random.default_rng(3), 80, snr=20.0)

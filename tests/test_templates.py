@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from startrack.etl.extinction import a_lambda_over_a_v
-from startrack.etl.templates import (
+from startrack.simulator.extinction import a_lambda_over_a_v
+from startrack.simulator.templates import (
     BUILTIN_NAMES,
     WIDE_LOGLAM,
     builtin_templates,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,11 @@ from startrack.warehouse.store import Warehouse
 
 
 def _cli(capsys, *argv: str) -> tuple[int, str]:
-    code = main(list(argv))
+    """Run ``startrack ARGV`` in-process; argparse's own refusals exit via SystemExit."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
     return code, capsys.readouterr().err
 
 
@@ -163,3 +168,78 @@ def test_readme_documents_every_exit_code() -> None:
     section = readme.split("### Exit codes", 1)[1].split("\n## ", 1)[0]
     cells = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")]
     assert [int(c) for c in cells if c.isdigit()] == list(EXIT_CODES)
+
+
+def _taken_port() -> tuple[socket.socket, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock, sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["simulate", "--stars", "0", "--out", "{tmp}/s"], 2, "--stars must be at least 1"),
+        (["simulate", "--out", "{tmp}/a-file"], 2, "is a file, not a folder"),
+        (["fetch", "--out", "{tmp}/a-file"], 2, "is a file, not a folder"),
+        (["ingest", "{tmp}/no-such.csv"], 2, "no such catalog file"),
+        (["sql", "delete from stars"], 2, "read-only"),
+        (["sql", "select * from no_such_table"], 2, "no_such_table"),
+        (["status"], 3, "is empty: run `startrack ingest`"),
+        (["train", "--no-progress", "--no-baselines"], 3, "need at least 2 labels"),
+        (["score", "--no-progress"], 3, "no trained model"),
+        (["serve", "--port", "{taken}"], 2, "cannot listen on 127.0.0.1:"),
+        (["demo", "--survey", "{tmp}/a-file", "--until", "simulate"], 2, "is a file, not a folder"),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else None,
+)
+def test_each_command_ends_a_user_error_in_one_line(
+    argv, code, says, spec_warehouse, tmp_path, capsys
+) -> None:
+    """What a user can get wrong in each command: one line, its documented exit code."""
+    (tmp_path / "a-file").write_text("not a folder")
+    sock, taken = _taken_port()
+    with sock:
+        wh = spec_warehouse.root if argv[0] not in ("status", "sql") else tmp_path / "empty"
+        if argv[0] == "sql":
+            wh = spec_warehouse.root
+        args = [a.format(tmp=tmp_path, taken=taken) for a in argv]
+        got, err = _cli(capsys, *args, "--warehouse", str(wh))
+    assert got == code, err
+    assert says in _one_error_line(err)
+    assert got in EXIT_CODES
+
+
+def test_the_cli_catches_one_family() -> None:
+    """Errors the commands raise for users are all UserErrors: cli.py lists no other types."""
+    from startrack.etl.ingest import NoInput
+    from startrack.warehouse.sql import QueryFailed, QueryRefused
+    from startrack.warehouse.store import WarehouseBusy, WarehouseEmpty
+
+    for cls in (NoInput, QueryFailed, QueryRefused, WarehouseBusy, WarehouseEmpty):
+        assert issubclass(cls, UserError), cls
+    source = (Path(__file__).resolve().parents[1] / "startrack" / "cli.py").read_text()
+    assert "except UserError" in source and "QueryFailed" not in source
+
+
+def test_default_warehouse_is_outside_the_source_tree_and_the_old_one_is_still_found(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    import logging
+
+    from startrack.config import ENV_WAREHOUSE, warehouse_dir
+
+    monkeypatch.delenv(ENV_WAREHOUSE, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert warehouse_dir() == tmp_path / "data" / "warehouse"
+    # a warehouse published at the old default (./warehouse) is still used, and said so
+    write_spec(tmp_path / spec_name(1000, 52000, 1), fiber=1)
+    ingest(Warehouse(tmp_path / "warehouse"), spectra=[tmp_path], progress=False)
+    with caplog.at_level(logging.INFO, logger="startrack.config"):
+        assert warehouse_dir() == tmp_path / "warehouse"
+    assert "old default location" in caplog.text
+    # ... until the new location holds one
+    ingest(Warehouse(tmp_path / "data" / "warehouse"), spectra=[tmp_path], progress=False)
+    assert warehouse_dir() == tmp_path / "data" / "warehouse"
+    assert warehouse_dir("elsewhere") == tmp_path / "elsewhere"

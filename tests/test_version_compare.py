@@ -8,7 +8,8 @@ import pytest
 from dashboard_fixtures import dashboard_app, dashboard_warehouse  # noqa: F401
 
 from startrack.dashboard import data, version_compare
-from startrack.ml.score import score_warehouse, train_and_publish
+from startrack.ml.publish import train_and_publish
+from startrack.ml.score import score_warehouse
 from startrack.ml.train import TrainConfig
 from startrack.warehouse.store import Warehouse
 

@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 
+from startrack.star_id import star_key
 from startrack.warehouse.store import Snapshot
 
 SPECTRUM_COLUMNS = ["flux", "ivar", "mask", "norm", "pix_start", "pix_end", "snr_median"]
@@ -36,12 +37,6 @@ class Spectrum:
     def as_record(self) -> dict:
         """The form ml.inference takes."""
         return {"flux": self.flux, "ivar": self.ivar, "mask": self.mask, "norm": self.norm}
-
-
-def star_key(star_id: str) -> list[int]:
-    """'2942-54521-0124' -> [2942, 54521, 124]."""
-    plate, mjd, fiber = (int(p) for p in star_id.split("-"))
-    return [plate, mjd, fiber]
 
 
 @lru_cache(maxsize=64)

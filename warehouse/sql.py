@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from startrack.errors import UsageError
 from startrack.warehouse.store import Snapshot
 
 #: Table functions a console query may call: generators, metadata and Parquet reads (file
@@ -91,11 +92,11 @@ _EXPLAIN = re.compile(
 )
 
 
-class QueryRefused(ValueError):
+class QueryRefused(UsageError, ValueError):
     """The statement is not a read-only query over the warehouse."""
 
 
-class QueryFailed(RuntimeError):
+class QueryFailed(UsageError, RuntimeError):
     """DuckDB rejected or interrupted the query; the message says why."""
 
 

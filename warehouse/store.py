@@ -33,8 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from startrack.errors import NotReady, UsageError, storage_error
+from startrack.warehouse.contract import SPECTRA, STORED_TABLES, check_file_schema, conform
+from startrack.warehouse.contract import schema as declared_schema
 from startrack.warehouse.lock import WarehouseBusy, WriterLock
-from startrack.warehouse.schema import EMPTY_SCHEMAS, SPECTRA
 
 __all__ = ["Snapshot", "Warehouse", "WarehouseBusy", "WarehouseEmpty", "Writer"]
 
@@ -86,10 +87,7 @@ class Snapshot:
         path = self.table_path(name)
         if path.exists():
             return pq.read_table(path, columns=columns)
-        schema = EMPTY_SCHEMAS.get(name)
-        if schema is None:
-            raise KeyError(f"table {name!r} is not in snapshot {self.id}")
-        table = schema.empty_table()
+        table = declared_schema(name).empty_table()
         return table.select(columns) if columns else table
 
     def connect(
@@ -320,15 +318,21 @@ class Writer:
         return self.warehouse.root
 
     def put_table(self, name: str, table: pa.Table | pd.DataFrame) -> None:
-        """Replace ``name`` in the new snapshot (tables not put are carried over)."""
-        if isinstance(table, pd.DataFrame):
-            table = pa.Table.from_pandas(table, preserve_index=False)
+        """Replace ``name`` in the new snapshot (tables not put are carried over).
+
+        The table is cast to its declared schema (startrack.warehouse.contract).
+        """
+        table = conform(name, table)
         path = self.staging / f"{name}.parquet"
         pq.write_table(table, path, compression="zstd", row_group_size=122_880)
         self._tables[name] = path
 
     def put_parquet(self, name: str, path: Path) -> None:
-        """Adopt a Parquet file already written (e.g. by DuckDB COPY) as table ``name``."""
+        """Adopt a Parquet file already written (e.g. by DuckDB COPY) as table ``name``.
+
+        Its schema must be the declared one (startrack.warehouse.contract).
+        """
+        check_file_schema(name, pq.read_schema(path))
         target = self.staging / f"{name}.parquet"
         if path.resolve() != target.resolve():
             os.replace(path, target)
@@ -422,9 +426,11 @@ class Writer:
                 except OSError:
                     shutil.copy2(src, dst)
                 names.add(name)
-        for name, schema in EMPTY_SCHEMAS.items():
+        for name in STORED_TABLES:  # every snapshot has every table
             if name not in names:
-                pq.write_table(schema.empty_table(), self.staging / f"{name}.parquet")
+                pq.write_table(
+                    declared_schema(name).empty_table(), self.staging / f"{name}.parquet"
+                )
                 names.add(name)
         return sorted(names)
 

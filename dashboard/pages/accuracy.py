@@ -164,16 +164,14 @@ def layout(**_query) -> html.Div:
     )
 
 
+@callback(
+    Output("acc-branch", "options"), Output("acc-branch", "value"), Input("acc-version", "value")
+)
 def branch_options(version: str | None) -> tuple[list[str], str | None]:
     if not version:
         return [], None
     found = list(data.branches(data.current_snapshot(), version))
     return found, ("fusion" if "fusion" in found else (found[0] if found else None))
-
-
-callback(
-    Output("acc-branch", "options"), Output("acc-branch", "value"), Input("acc-version", "value")
-)(branch_options)
 
 
 def _metric_card(name: str, value: float | None, n: int | None) -> dbc.Col:
@@ -195,6 +193,17 @@ def _metric_card(name: str, value: float | None, n: int | None) -> dbc.Col:
     )
 
 
+@callback(
+    Output("acc-cards", "children"),
+    Output("acc-headline", "children"),
+    Output("acc-confusion", "figure"),
+    Output("acc-classes", "children"),
+    Output("acc-snr", "figure"),
+    Input("acc-version", "value"),
+    Input("acc-branch", "value"),
+    Input("acc-split", "value"),
+    Input("acc-normalize", "value"),
+)
 def accuracy_view(
     version: str | None, branch: str | None, split: str | None, normalize: str | None
 ):
@@ -245,19 +254,11 @@ def accuracy_view(
     )
 
 
-callback(
-    Output("acc-cards", "children"),
-    Output("acc-headline", "children"),
-    Output("acc-confusion", "figure"),
-    Output("acc-classes", "children"),
-    Output("acc-snr", "figure"),
+@callback(
+    Output("acc-fair", "children"),
     Input("acc-version", "value"),
-    Input("acc-branch", "value"),
     Input("acc-split", "value"),
-    Input("acc-normalize", "value"),
-)(accuracy_view)
-
-
+)
 def fair_view(version: str | None, split: str | None):
     """Branches over identical stars; labels outside the model's classes and the frozen
     baselines shown apart, each with its own n."""
@@ -308,13 +309,13 @@ def fair_view(version: str | None, split: str | None):
     return parts
 
 
-callback(
-    Output("acc-fair", "children"),
+@callback(
+    Output("acc-compare-out", "children"),
     Input("acc-version", "value"),
+    Input("acc-compare", "value"),
+    Input("acc-branch", "value"),
     Input("acc-split", "value"),
-)(fair_view)
-
-
+)
 def compare_view(version: str | None, other: str | None, branch: str | None, split: str | None):
     """Version A (the page's) against B: headline metrics by branch, the moved confusion cells."""
     if not version or not other:
@@ -339,25 +340,33 @@ def compare_view(version: str | None, other: str | None, branch: str | None, spl
     ]
 
 
-callback(
-    Output("acc-compare-out", "children"),
-    Input("acc-version", "value"),
-    Input("acc-compare", "value"),
-    Input("acc-branch", "value"),
-    Input("acc-split", "value"),
-)(compare_view)
-
-
-callback(
+@callback(
     Output("acc-changes", "children"),
     Input("acc-version", "value"),
     Input("acc-compare", "value"),
     Input("acc-split", "value"),
     Input("acc-changes-branch", "value"),
     Input("acc-changes-outcome", "value"),
-)(changes_view)
+)
+def changed_stars(
+    version: str | None,
+    other: str | None,
+    split: str | None,
+    branch: str | None,
+    outcome: str | None,
+):
+    """The stars whose prediction changed between the two versions (version_changes_view)."""
+    return changes_view(version, other, split, branch, outcome)
 
 
+@callback(
+    Output("acc-cell-stars", "children"),
+    Input("acc-confusion", "clickData"),
+    State("acc-version", "value"),
+    State("acc-branch", "value"),
+    State("acc-split", "value"),
+    prevent_initial_call=True,
+)
 def cell_stars(click: dict | None, version: str | None, branch: str | None, split: str | None):
     """The stars of the clicked confusion cell (actual = row, predicted = column)."""
     if not click or not click.get("points"):
@@ -383,16 +392,6 @@ def cell_stars(click: dict | None, version: str | None, branch: str | None, spli
         className="small d-block mb-1",
     )
     return [title, link, frame_table(stars, max_rows=200)]
-
-
-callback(
-    Output("acc-cell-stars", "children"),
-    Input("acc-confusion", "clickData"),
-    State("acc-version", "value"),
-    State("acc-branch", "value"),
-    State("acc-split", "value"),
-    prevent_initial_call=True,
-)(cell_stars)
 
 
 dash.register_page(

@@ -93,13 +93,7 @@ def cone_view(ra: str | None, dec: str | None, radius: str | None):
     return [head, card(title, html.Div(frame_table(df, max_rows=SHOWN), className="text-nowrap"))]
 
 
-def _on_search(_n, _submit_ra, _submit_dec, _submit_r, initial, ra, dec, radius):
-    if dash.ctx.triggered_id == "cone-initial" and not initial:
-        return info_alert("Enter a position and a radius, then Search.")
-    return cone_view(ra, dec, radius)
-
-
-callback(
+@callback(
     Output("cone-result", "children"),
     Input("cone-go", "n_clicks"),
     Input("cone-ra", "n_submit"),
@@ -109,7 +103,11 @@ callback(
     State("cone-ra", "value"),
     State("cone-dec", "value"),
     State("cone-radius", "value"),
-)(_on_search)
+)
+def _on_search(_n, _submit_ra, _submit_dec, _submit_r, initial, ra, dec, radius):
+    if dash.ctx.triggered_id == "cone-initial" and not initial:
+        return info_alert("Enter a position and a radius, then Search.")
+    return cone_view(ra, dec, radius)
 
 
 dash.register_page(

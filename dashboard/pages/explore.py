@@ -109,6 +109,16 @@ def layout(**_query) -> html.Div:
     )
 
 
+@callback(
+    Output("exp-count", "children"),
+    Output("exp-sky", "figure"),
+    Output("exp-cc", "figure"),
+    Output("exp-disagree", "children"),
+    Input("exp-color", "value"),
+    Input("exp-labels", "value"),
+    Input("exp-snr", "value"),
+    Input("exp-correct", "value"),
+)
 def explore_view(
     color_by: str | None, labels: list[str] | None, snr: list[float] | None, correctness: str | None
 ):
@@ -149,18 +159,6 @@ def explore_view(
     )
 
 
-callback(
-    Output("exp-count", "children"),
-    Output("exp-sky", "figure"),
-    Output("exp-cc", "figure"),
-    Output("exp-disagree", "children"),
-    Input("exp-color", "value"),
-    Input("exp-labels", "value"),
-    Input("exp-snr", "value"),
-    Input("exp-correct", "value"),
-)(explore_view)
-
-
 def open_clicked_star(click: dict | None):
     """A click on a point of the sky map (or the color-color diagram) opens that star."""
     points = (click or {}).get("points") or []
@@ -170,16 +168,14 @@ def open_clicked_star(click: dict | None):
     return f"/star/{star_id}" if isinstance(star_id, str) and star_id else dash.no_update
 
 
-def _on_click(sky_click: dict | None, cc_click: dict | None):
-    return open_clicked_star(sky_click if dash.ctx.triggered_id == "exp-sky" else cc_click)
-
-
-callback(
+@callback(
     Output("exp-nav", "href"),
     Input("exp-sky", "clickData"),
     Input("exp-cc", "clickData"),
     prevent_initial_call=True,
-)(_on_click)
+)
+def _on_click(sky_click: dict | None, cc_click: dict | None):
+    return open_clicked_star(sky_click if dash.ctx.triggered_id == "exp-sky" else cc_click)
 
 
 dash.register_page(

@@ -188,14 +188,7 @@ def many_view(source: str | None, text: str | None, contents: str | None):
     return html.Div(children, className="mb-3"), {}
 
 
-def _on_lookup(_go, contents, filename, text):
-    source = "upload" if ctx.triggered_id == "many-upload" and contents else "text"
-    name = f"uploaded: {filename}" if source == "upload" and filename else dash.no_update
-    result, style = many_view(source, text, contents)
-    return result, style, source, name
-
-
-callback(
+@callback(
     Output("many-result", "children"),
     Output("many-download-box", "style"),
     Output("many-source", "data"),
@@ -205,7 +198,12 @@ callback(
     State("many-upload", "filename"),
     State("many-text", "value"),
     prevent_initial_call=True,
-)(_on_lookup)
+)
+def _on_lookup(_go, contents, filename, text):
+    source = "upload" if ctx.triggered_id == "many-upload" and contents else "text"
+    name = f"uploaded: {filename}" if source == "upload" and filename else dash.no_update
+    result, style = many_view(source, text, contents)
+    return result, style, source, name
 
 
 def download(kind: str, source: str | None, text: str | None, contents: str | None):
@@ -222,12 +220,7 @@ def download(kind: str, source: str | None, text: str | None, contents: str | No
     return dcc.send_bytes(many_stars.to_csv_bytes(df), "stars.csv")
 
 
-def _on_download(_csv, _pq, source, text, contents):
-    kind = "parquet" if ctx.triggered_id == "many-dl-parquet" else "csv"
-    return download(kind, source, text, contents)
-
-
-callback(
+@callback(
     Output("many-download", "data"),
     Input("many-dl-csv", "n_clicks"),
     Input("many-dl-parquet", "n_clicks"),
@@ -235,7 +228,10 @@ callback(
     State("many-text", "value"),
     State("many-upload", "contents"),
     prevent_initial_call=True,
-)(_on_download)
+)
+def _on_download(_csv, _pq, source, text, contents):
+    kind = "parquet" if ctx.triggered_id == "many-dl-parquet" else "csv"
+    return download(kind, source, text, contents)
 
 
 dash.register_page(

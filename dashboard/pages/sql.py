@@ -113,12 +113,14 @@ def run_sql(sql: str | None) -> list:
     ]
 
 
-callback(
+@callback(
     Output("sql-result", "children"),
     Input("sql-run", "n_clicks"),
     State("sql-query", "value"),
     prevent_initial_call=True,
-)(lambda _n, sql: run_sql(sql))
+)
+def _on_run(_n_clicks: int | None, sql: str | None):
+    return run_sql(sql)
 
 
 def download_csv(sql: str | None):
@@ -133,26 +135,26 @@ def download_csv(sql: str | None):
     return dcc.send_bytes(result.frame.to_csv(index=False).encode(), name)
 
 
-callback(
+@callback(
     Output("sql-download", "data"),
     Input("sql-download-csv", "n_clicks"),
     State("sql-query", "value"),
     prevent_initial_call=True,
-)(lambda _n, sql: download_csv(sql))
+)
+def _on_download(_n_clicks: int | None, sql: str | None):
+    return download_csv(sql)
 
 
+@callback(
+    Output("sql-query", "value"),
+    Input({"type": "sql-example", "index": dash.ALL}, "n_clicks"),
+    prevent_initial_call=True,
+)
 def _example(n_clicks):
     trig = dash.ctx.triggered_id
     if not trig or not any(n_clicks):
         return dash.no_update
     return EXAMPLES[trig["index"]][1]
-
-
-callback(
-    Output("sql-query", "value"),
-    Input({"type": "sql-example", "index": dash.ALL}, "n_clicks"),
-    prevent_initial_call=True,
-)(_example)
 
 
 dash.register_page(

@@ -1,7 +1,7 @@
 """Star lookup: SDSS classification, the three model predictions, spectrum, photometry.
 
-The callbacks are plain functions (``lookup``, ``spectrum_view``, ``rerun``) registered with
-``dash.callback`` below, so tests call them directly.
+The callbacks are decorated with ``@callback``; Dash returns the function unchanged, so tests
+call them (``lookup``, ``spectrum_view``, ``rerun``) directly.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from dash import Input, Output, State, callback, ctx, dcc, html
 
 from startrack.dashboard import data, figures, overlay, star_extras
 from startrack.dashboard.components import card, control, error_alert, fmt, info_alert
-from startrack.dashboard.lines import DEFAULT_GROUPS, GROUPS
-from startrack.dashboard.star_ids import EXAMPLE, InvalidStarId, from_parts, parse_star_id
 from startrack.labels import within_one_subtype
+from startrack.lines import DEFAULT_GROUPS, GROUPS
 from startrack.sdss_urls import star_links
+from startrack.star_id import EXAMPLE, InvalidStarId, from_parts, parse_star_id
+from startrack.vocabulary import BANDS
 from startrack.warehouse.store import WarehouseEmpty
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,26 @@ def _examples() -> list:
 
 
 def layout(star_id: str | None = None, **_query) -> html.Div:
-    lookup_card = dbc.Card(
+    """The page: the lookup card and its alert, then the (hidden until a star) result."""
+    return html.Div(
+        [
+            dcc.Store(id="star-initial", data=star_id),
+            dcc.Store(id="star-current"),
+            dcc.Store(id="star-fit-label"),
+            dbc.Row(
+                [
+                    dbc.Col(_lookup_card(star_id), xs=12, lg=5, xl=4),
+                    dbc.Col(html.Div(id="star-alert"), xs=12, lg=7, xl=8),
+                ]
+            ),
+            _result(),
+        ]
+    )
+
+
+def _lookup_card(star_id: str | None) -> dbc.Card:
+    """Id box with Look up / Random, the plate-MJD-fiber fields, example ids."""
+    return dbc.Card(
         dbc.CardBody(
             [
                 html.Label(
@@ -105,7 +125,11 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
         ),
         className="mb-3",
     )
-    spectrum_controls = dbc.Row(
+
+
+def _spectrum_controls() -> dbc.Row:
+    """Line markers, smoothing, wavelength frame, template overlays."""
+    return dbc.Row(
         [
             control(
                 "Line markers",
@@ -161,13 +185,20 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
         ],
         className="g-2",
     )
-    rerun = html.Div(
+
+
+def _rerun_box() -> html.Div:
+    return html.Div(
         [
             dbc.Button("Re-run inference", id="star-rerun", color="warning", n_clicks=0, size="sm"),
             dcc.Loading(html.Div(id="star-rerun-out", className="mt-2"), type="dot"),
         ]
     )
-    result = html.Div(
+
+
+def _result() -> html.Div:
+    """Star info, previous prediction, spectrum, template fit and re-run cards."""
+    return html.Div(
         id="star-result",
         style=HIDE,
         children=[
@@ -178,7 +209,7 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
                     dbc.CardHeader("Spectrum"),
                     dbc.CardBody(
                         [
-                            spectrum_controls,
+                            _spectrum_controls(),
                             html.Div(id="star-spectrum-downloads", className="small mt-1"),
                             # the graph mounts with the first star: plotly.js (the biggest
                             # bundle) then loads only when there is a spectrum to draw
@@ -208,24 +239,13 @@ def layout(star_id: str | None = None, **_query) -> html.Div:
                 className="mb-3",
             ),
             dbc.Card(
-                [dbc.CardHeader("Re-run inference with the current model"), dbc.CardBody(rerun)],
+                [
+                    dbc.CardHeader("Re-run inference with the current model"),
+                    dbc.CardBody(_rerun_box()),
+                ],
                 className="mb-3",
             ),
         ],
-    )
-    return html.Div(
-        [
-            dcc.Store(id="star-initial", data=star_id),
-            dcc.Store(id="star-current"),
-            dcc.Store(id="star-fit-label"),
-            dbc.Row(
-                [
-                    dbc.Col(lookup_card, xs=12, lg=5, xl=4),
-                    dbc.Col(html.Div(id="star-alert"), xs=12, lg=7, xl=8),
-                ]
-            ),
-            result,
-        ]
     )
 
 
@@ -277,14 +297,7 @@ def _text(value) -> str | None:
     return value if value is None or isinstance(value, str) else str(value)[:200]
 
 
-def _on_lookup(go, submit, parts, rand, text, plate, mjd, fiber, initial):
-    trigger = ctx.triggered_id
-    if trigger == "star-initial":
-        trigger = None
-    return lookup(trigger, text, plate, mjd, fiber, initial)
-
-
-callback(
+@callback(
     Output("star-current", "data"),
     Output("star-alert", "children"),
     Output("star-info", "children"),
@@ -298,9 +311,19 @@ callback(
     State("star-mjd", "value"),
     State("star-fiber", "value"),
     Input("star-initial", "data"),
-)(_on_lookup)
+)
+def _on_lookup(go, submit, parts, rand, text, plate, mjd, fiber, initial):
+    trigger = ctx.triggered_id
+    if trigger == "star-initial":
+        trigger = None
+    return lookup(trigger, text, plate, mjd, fiber, initial)
 
 
+@callback(
+    Output("star-graph-box", "children"),
+    Input("star-current", "data"),
+    State("star-graph-box", "children"),
+)
 def spectrum_graph(star_id: str | None, present) -> object:
     """Mount the spectrum graph once, when the first star is shown."""
     if not star_id or present:
@@ -308,13 +331,6 @@ def spectrum_graph(star_id: str | None, present) -> object:
     return dcc.Graph(
         id="star-spectrum", config={"displaylogo": False}, figure=figures.empty_figure("")
     )
-
-
-callback(
-    Output("star-graph-box", "children"),
-    Input("star-current", "data"),
-    State("star-graph-box", "children"),
-)(spectrum_graph)
 
 
 # ----------------------------------------------------------------------------- star info
@@ -467,7 +483,7 @@ def star_info(snap, star_id: str, rec: dict) -> list:
             ("ELODIE type", rec.get("elodie_sptype") or "—"),
         ]
     )
-    bands = data.BANDS
+    bands = BANDS
     phot = dbc.Table(
         [
             html.Thead(html.Tr([html.Th("")] + [html.Th(b) for b in bands])),
@@ -556,6 +572,15 @@ def star_info(snap, star_id: str, rec: dict) -> list:
 
 
 # ----------------------------------------------------------------------------- spectrum
+@callback(
+    Output("star-spectrum", "figure"),
+    Input("star-current", "data"),
+    Input("star-lines", "value"),
+    Input("star-smooth", "value"),
+    Input("star-templates", "value"),
+    Input("star-frame", "value"),
+    Input("star-fit-label", "data"),
+)
 def spectrum_view(
     star_id: str | None,
     groups: list[str] | None,
@@ -630,22 +655,18 @@ def _strings(value) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-callback(
-    Output("star-spectrum", "figure"),
+@callback(Output("star-previous-box", "children"), Input("star-current", "data"))
+def _on_star_previous(star_id: str | None):
+    return star_extras.previous_prediction_view(star_id)
+
+
+@callback(
+    Output("star-fit-out", "children"),
+    Output("star-fit-label", "data"),
+    Input("star-fit", "n_clicks"),
     Input("star-current", "data"),
-    Input("star-lines", "value"),
-    Input("star-smooth", "value"),
-    Input("star-templates", "value"),
-    Input("star-frame", "value"),
-    Input("star-fit-label", "data"),
-)(spectrum_view)
-
-
-callback(Output("star-previous-box", "children"), Input("star-current", "data"))(
-    star_extras.previous_prediction_view
+    prevent_initial_call=True,
 )
-
-
 def _on_fit(n_clicks: int | None, star_id: str | None):
     """Run the template fit on a click; a new star clears the previous star's answer."""
     if ctx.triggered_id == "star-current" or not n_clicks:
@@ -653,18 +674,9 @@ def _on_fit(n_clicks: int | None, star_id: str | None):
     return star_extras.template_fit_view(star_id)
 
 
-callback(
-    Output("star-fit-out", "children"),
-    Output("star-fit-label", "data"),
-    Input("star-fit", "n_clicks"),
-    Input("star-current", "data"),
-    prevent_initial_call=True,
-)(_on_fit)
-
-
-callback(Output("star-spectrum-downloads", "children"), Input("star-current", "data"))(
-    star_extras.spectrum_download_links
-)
+@callback(Output("star-spectrum-downloads", "children"), Input("star-current", "data"))
+def _on_star_downloads(star_id: str | None):
+    return star_extras.spectrum_download_links(star_id)
 
 
 # ----------------------------------------------------------------------------- re-run
@@ -715,18 +727,16 @@ def rerun(n_clicks: int | None, star_id: str | None):
     )
 
 
-def _on_rerun(n_clicks: int | None, star_id: str | None):
-    if ctx.triggered_id == "star-current":  # a new star: clear the previous star's answer
-        return None
-    return rerun(n_clicks, star_id)
-
-
-callback(
+@callback(
     Output("star-rerun-out", "children"),
     Input("star-rerun", "n_clicks"),
     Input("star-current", "data"),
     prevent_initial_call=True,
-)(_on_rerun)
+)
+def _on_rerun(n_clicks: int | None, star_id: str | None):
+    if ctx.triggered_id == "star-current":  # a new star: clear the previous star's answer
+        return None
+    return rerun(n_clicks, star_id)
 
 
 dash.register_page(

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from startrack.argtypes import positive_int
 from startrack.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -31,16 +32,6 @@ def _spectra_count(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
     if n < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
-    return n
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
     return n
 
 
@@ -89,10 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "it is paged as SELECT TOP n q.* FROM (<yours>) q WHERE q.specObjID > last",
     )
     q.add_argument("--where", metavar="SQL", help='narrow the query, e.g. "s.snMedian > 10"')
-    q.add_argument("--stars", type=_positive, metavar="N", help="at most N catalog rows")
+    q.add_argument("--stars", type=positive_int, metavar="N", help="at most N catalog rows")
     q.add_argument(
         "--page-rows",
-        type=_positive,
+        type=positive_int,
         default=50_000,
         metavar="N",
         help="rows per SQL page (default 50000; SkyServer caps a query at 500000)",
@@ -111,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="pick the M spectra at random with this seed (default: highest S/N first)",
     )
-    s.add_argument("--workers", type=_positive, default=4, help="parallel downloads (default 4)")
+    s.add_argument("--workers", type=positive_int, default=4, help="parallel downloads (default 4)")
     s.add_argument(
         "--rate",
         type=float,

@@ -31,6 +31,7 @@ from astropy.io import fits
 
 from startrack.grid import DLOGLAM
 from startrack.labels import normalize_subclass
+from startrack.lines import BALMER
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,7 @@ def _band(wave: np.ndarray, head: float, depth: float, scale: float, to_red: boo
     return out * (1.0 - np.exp(-np.clip(d, 0, None) / 3.0))  # soften the head over ~3 A
 
 
-# Vacuum wavelengths (A).
-BALMER = (6564.61, 4862.68, 4341.69, 4102.89, 3971.20, 3890.16, 3836.48, 3798.98)
+# Vacuum wavelengths (A); the Balmer series is startrack.lines.BALMER.
 TIO_HEADS = (4762.0, 4955.0, 5168.0, 5449.0, 5848.0, 6160.0, 6653.0, 7056.0, 7591.0, 8434.0)
 SWAN_HEADS = (4738.0, 5166.0, 5637.0, 6193.0)
 CN_HEADS = (7876.0, 8059.0, 8293.0, 9148.0)

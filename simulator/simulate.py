@@ -19,10 +19,8 @@ generator seeded by (seed, star index), so any number of workers gives identical
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -36,24 +34,24 @@ import pyarrow.csv as pacsv
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 from tqdm import tqdm
 
-from startrack.etl.extinction import extinction_magnitudes
-from startrack.etl.fits_writer import (
+from startrack.executors import open_executor
+from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
+from startrack.labels import MK_LETTERS, normalize_subclass
+from startrack.simulator.extinction import extinction_magnitudes
+from startrack.simulator.fits_writer import (
     COADD_DTYPE,
     SpecObj,
-    spec_filename,
     write_spec_lite,
 )
-from startrack.etl.photometry import BANDS, observe_psf_mags, weights_for_loglam
-from startrack.etl.templates import (
+from startrack.simulator.photometry import BANDS, observe_psf_mags, weights_for_loglam
+from startrack.simulator.templates import (
     TemplateSet,
     extend_for_photometry,
     load_templates,
     star_flux,
     teff_range,
 )
-from startrack.executors import add_scheduler_argument, open_executor, resolve_scheduler
-from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
-from startrack.labels import MK_LETTERS, normalize_subclass
+from startrack.star_id import spec_file_name
 
 log = logging.getLogger(__name__)
 
@@ -615,7 +613,7 @@ def render_chunk(
     out = []
     for star in records:
         coadd, obj, rendered = render_spectrum(star, seed, _star_context(star, templates_path))
-        name = spec_filename(obj.plate, obj.mjd, obj.fiber)
+        name = spec_file_name(obj.plate, obj.mjd, obj.fiber)
         write_spec_lite(Path(spectra_dir) / name, obj, coadd, seed)
         out.append(rendered)
     return out
@@ -634,7 +632,7 @@ def _write_bad_files(
     for k, idx in enumerate(chosen):
         star = stars.loc[idx].to_dict() | {"index": int(idx), "snr_target": 20.0}
         coadd, obj, _ = render_spectrum(star, seed, _star_context(star, templates_path))
-        path = spectra_dir / spec_filename(obj.plate, obj.mjd, obj.fiber)
+        path = spectra_dir / spec_file_name(obj.plate, obj.mjd, obj.fiber)
         kind = k % 3
         if kind == 0:  # truncated mid-way, as an interrupted download
             write_spec_lite(path, obj, coadd, seed)
@@ -755,75 +753,3 @@ def simulate_survey(
 
 
 # ----------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `startrack simulate`."""
-    parser.add_argument(
-        "--out", type=Path, default=Path("demo_survey"),
-        help="output folder: catalog.csv and spectra/spec-PPPP-MMMMM-FFFF.fits "
-        "(spectra/ is replaced; default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--stars", type=int, default=20_000,
-        help="catalog stars (real SDSS: ~800,000; default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--spectra", type=int, default=2_500,
-        help="how many of them get a spectrum file (real: ~25,000; default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--seed", type=int, default=42,
-        help="random seed; the same seed gives identical files (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--templates", default=None, metavar="SET[,SET...]",
-        help="template families: 'builtin' (default) and/or template files such as the real "
-        "SDSS spEigenStar-53724.fits, comma-separated; each star is drawn from one family "
-        "that has its subclass (e.g. builtin,spEigenStar-53724.fits)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--exact-templates", action="store_true",
-        help="render every star from its subclass template exactly (no types between "
-        "templates, luminosity classes, metallicity, rotation): an oracle's survey",
-    )  # fmt: skip
-    parser.add_argument(
-        "--labels-from", type=Path, default=None, metavar="CSV",
-        help="CSV with plate,mjd,fiberID,subClass: use its real identifiers and label "
-        "frequencies (subclasses without a template are skipped)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1,
-        help="processes rendering spectra (default: all cores, %(default)s)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--with-bad-files", type=int, default=0, metavar="N",
-        help="also write N corrupt spectrum files (truncated, not FITS, all-zero ivar) "
-        "to demonstrate the ETL's rejects (default: none)",
-    )  # fmt: skip
-    add_scheduler_argument(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry point for `startrack simulate`; returns the exit code."""
-    try:
-        summary = simulate_survey(
-            out_dir=args.out,
-            n_stars=args.stars,
-            n_spectra=args.spectra,
-            seed=args.seed,
-            templates=args.templates,
-            labels_from=args.labels_from,
-            workers=args.workers,
-            bad_files=args.with_bad_files,
-            variety=not args.exact_templates,
-            scheduler=resolve_scheduler(args.scheduler),
-        )
-    except (ValueError, FileNotFoundError) as exc:
-        log.error("simulate: %s", exc)
-        return 2
-    print(
-        f"Simulated {summary.n_stars:,} stars ({summary.n_spectra:,} with spectra"
-        f"{f', {summary.n_bad_files} bad files' if summary.n_bad_files else ''}) "
-        f"in {summary.seconds:.1f} s\n  catalog: {summary.catalog_path}\n"
-        f"  spectra: {summary.spectra_dir}"
-    )
-    return 0

@@ -13,7 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
-BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z")
+from startrack.vocabulary import BANDS
+
 FILTER_NAMES: tuple[str, ...] = tuple(f"sdss2010-{b}" for b in BANDS)
 
 #: Flux unit of SDSS spectra, erg/s/cm^2/A.

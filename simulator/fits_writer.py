@@ -53,11 +53,6 @@ SPECOBJ_DTYPE = np.dtype(
 )
 
 
-def spec_filename(plate: int, mjd: int, fiber: int) -> str:
-    """The SDSS file name, e.g. spec-2942-54521-0124.fits."""
-    return f"spec-{plate:04d}-{mjd:05d}-{fiber:04d}.fits"
-
-
 @dataclass(frozen=True)
 class SpecObj:
     """The SPECOBJ row (and primary-header identity) of one spectrum."""

@@ -1,6 +1,8 @@
-"""Classic stellar absorption features to mark on a spectrum, in vacuum Angstrom.
+"""The stellar absorption features the project knows, in vacuum Angstrom: one list.
 
-The warehouse grid is in vacuum wavelengths (SDSS convention), so the markers are too.
+The dashboard marks them on spectra; the demo-survey simulator draws its Balmer lines at the
+same wavelengths. The warehouse grid is in vacuum wavelengths (SDSS convention), so these are
+too.
 
 Sources:
 - Balmer series, Ca II H & K, G band and the Ca II triplet: the SDSS spectral line table
@@ -62,6 +64,10 @@ GROUPS: tuple[str, ...] = tuple(dict.fromkeys(line.group for line in LINES))
 
 #: Groups shown when a spectrum first opens.
 DEFAULT_GROUPS: tuple[str, ...] = ("Balmer", "Ca II H&K", "Mg b", "Na D")
+
+
+#: Balmer series Hα … H10, vacuum Angstrom.
+BALMER: tuple[float, ...] = tuple(line.wavelength for line in LINES if line.group == "Balmer")
 
 
 def lines_in(groups: list[str] | tuple[str, ...]) -> list[SpectralLine]:
