@@ -17,12 +17,15 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 
 from startrack import grid
 from startrack.vocabulary import BANDS
+
+if TYPE_CHECKING:  # pandas is imported only when a writer hands over a DataFrame: the ETL's
+    import pandas as pd  # spectrum workers import this module and never need it
 
 UTC_TIME = pa.timestamp("us", tz="UTC")
 TOPK = pa.list_(pa.struct([("label", pa.string()), ("prob", pa.float64())]))
@@ -390,7 +393,7 @@ def conform(name: str, table: pa.Table | pd.DataFrame) -> pa.Table:
     raises :class:`ContractError`: what reaches a snapshot is always what the docs say.
     """
     target = schema(name)
-    if isinstance(table, pd.DataFrame):
+    if not isinstance(table, pa.Table):  # a pandas DataFrame
         table = pa.Table.from_pandas(table, preserve_index=False)
     extra = [c for c in table.column_names if c not in target.names]
     if extra:
