@@ -180,20 +180,20 @@ def _batches(spec_idx, phot_idx, cfg: TrainConfig, rng: np.random.Generator, spe
         yield np.concatenate([s, p])
 
 
-def train_model(
-    data: TrainingData, config: TrainConfig | None = None, progress: bool = True
-) -> TrainResult:
-    """Train, early-stop, calibrate; returns the model and its metadata (not yet saved)."""
-    cfg = config or TrainConfig()
-    t_start = time.monotonic()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+@dataclass
+class _Selection:
+    """Which stars train and validate, and the classes they are trained on."""
 
-    stars = data.stars
-    split = data.split
+    classes: list[str]
+    y: np.ndarray  #: class index per star, -1 = not learned
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    dropped: int  #: training stars whose label is rare or missing
+
+
+def _select(data: TrainingData, cfg: TrainConfig, rng: np.random.Generator) -> _Selection:
+    """Classes with enough training stars; the train and validation stars that have one."""
+    stars, split = data.stars, data.split
     train_all = np.flatnonzero(split == "train")
     classes = class_set(stars["label"].iloc[train_all], cfg.min_class_count)
     if len(classes) < 2:
@@ -221,9 +221,130 @@ def train_model(
         len(val_idx),
         dropped,
     )
+    return _Selection(classes, y, train_idx, val_idx, dropped)
 
-    raw_all = raw_matrix(stars)
-    magerr_all = magerr_matrix(stars)
+
+def _validate(
+    model: StarClassifier, batches: _Batches, sel: _Selection, epoch: int, seconds: float,
+    mean_loss: dict[str, float],
+) -> dict:  # fmt: skip
+    """One epoch's history row: losses, the fusion's validation cross-entropy (the checkpoint
+    score) and every head's validation macro-F1; logged."""
+    val_idx, y = sel.val_idx, sel.y
+    logits = batched_logits(
+        model, batches.stats, batches.raw[val_idx], _subset(batches.spectra, val_idx)
+    )
+    has_val = batches.spec_row[val_idx] >= 0
+    yv = y[val_idx]
+    f1_spec = _macro_f1(yv, logits["fusion"], has_val)
+    f1_phot = _macro_f1(yv, logits["fusion"], ~has_val)
+    # Select on the fusion's validation cross-entropy (stars with and without a spectrum
+    # weighted equally): macro-F1 over ~20 classes, some with 1-2 validation stars, jumps
+    # by 0.04 when one rare star flips, which made mid-training checkpoints look best.
+    nll_spec = _nll(yv, logits["fusion"], has_val)
+    nll_phot = _nll(yv, logits["fusion"], ~has_val)
+    score = (
+        -float(np.nanmean([nll_spec, nll_phot]))
+        if len(val_idx)
+        else -float(sum(mean_loss.values()))
+    )
+    row = {
+        "epoch": epoch,
+        "seconds": round(seconds, 2),
+        **{f"loss_{h}": mean_loss[h] for h in HEADS},
+        "val_f1_fusion_spectrum": f1_spec,
+        "val_f1_fusion_photometry": f1_phot,
+        "val_f1_lstm": _macro_f1(yv, logits["lstm"], has_val),
+        "val_f1_dense": _macro_f1(yv, logits["dense"], np.ones_like(has_val)),
+        "val_nll_fusion_spectrum": nll_spec,
+        "val_nll_fusion_photometry": nll_phot,
+        "score": score,
+    }
+    log.info(
+        "epoch %d: loss dense %.3f lstm %.3f fusion %.3f | val fusion NLL spec %.3f phot %.3f"
+        " | val macro-F1 fusion spec %.3f phot %.3f lstm %.3f dense %.3f (%.1fs)",
+        epoch,
+        row["loss_dense"],
+        row["loss_lstm"],
+        row["loss_fusion"],
+        nll_spec,
+        nll_phot,
+        f1_spec,
+        f1_phot,
+        row["val_f1_lstm"],
+        row["val_f1_dense"],
+        row["seconds"],
+    )
+    return row
+
+
+def _out_of_time(cfg: TrainConfig, epoch: int, t_start: float, last_epoch_s: float) -> bool:
+    """Stop for the time budget: after the minimum epochs, once the budget is spent or
+    another epoch as long as the last would end past it."""
+    if epoch < cfg.min_epochs or not cfg.time_budget_s:
+        return False  # an under-trained model makes wild misses: the budget waits for these
+    elapsed = time.monotonic() - t_start
+    if elapsed > cfg.time_budget_s:
+        log.info("time budget %.0fs reached after epoch %d", cfg.time_budget_s, epoch)
+        return True
+    if elapsed + last_epoch_s > cfg.time_budget_s:
+        log.info("time budget %.0fs: no room for another epoch", cfg.time_budget_s)
+        return True
+    return False
+
+
+def _metadata(
+    cfg: TrainConfig, data: TrainingData, sel: _Selection, stats: Standardizer,
+    temperatures: dict, val_metrics: dict, history: list[dict], best_epoch: int,
+    counts: np.ndarray, spec_train: np.ndarray, outliers, seconds: float,
+) -> dict:  # fmt: skip
+    """model.json: what scoring needs to reproduce the inputs, and how the model was made."""
+    return {
+        "labels": sel.classes,
+        "features": {
+            "names": list(FEATURE_NAMES),
+            "raw_columns": list(RAW_COLUMNS),
+            "spectrum_channels": list(SPECTRUM_CHANNELS),
+            "stats": stats.to_dict(),
+        },
+        "hyperparameters": cfg.to_dict(),
+        "temperatures": temperatures,
+        "metrics": {
+            "validation": val_metrics,
+            "best_epoch": best_epoch,
+            "epochs_run": len(history),
+        },
+        "history": history,
+        "class_counts_train": dict(zip(sel.classes, counts.astype(int).tolist(), strict=True)),
+        "training": {
+            "n_train": len(sel.train_idx),
+            "n_train_spectra": len(spec_train),
+            "n_val": len(sel.val_idx),
+            "n_left_out_rare": sel.dropped,
+            "seconds": round(seconds, 1),
+            "split": "blake2b(star_id): train < 0.8 <= val < 0.9 <= test",
+        },
+        "data_snapshot": data.snapshot_id,
+        "outliers": outliers.to_dict(),
+    }
+
+
+def train_model(
+    data: TrainingData, config: TrainConfig | None = None, progress: bool = True
+) -> TrainResult:
+    """Train, early-stop, calibrate; returns the model and its metadata (not yet saved)."""
+    cfg = config or TrainConfig()
+    t_start = time.monotonic()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    sel = _select(data, cfg, rng)
+    classes, y, train_idx, val_idx = sel.classes, sel.y, sel.train_idx, sel.val_idx
+    raw_all = raw_matrix(data.stars)
+    magerr_all = magerr_matrix(data.stars)
     stats = Standardizer.fit(tabular_features(torch.from_numpy(raw_all[train_idx])).numpy())
 
     # normalize the spectra once (flux/norm, ivar*norm^2); batches index into these
@@ -232,13 +353,9 @@ def train_model(
     norm_spectra = Spectra(flux_n.numpy(), ivar_n.numpy(), mask_n.numpy(), ones, data.spec_row)
 
     counts = np.bincount(y[train_idx], minlength=len(classes)).astype(np.float64)
-    weights = _class_weights(counts, cfg.class_weight_power)
-    neighbours = neighbour_matrix(classes)
     mk_class = torch.as_tensor(
         [normalize_subclass(c).family == "MK" for c in classes], dtype=torch.bool
     )
-    soft_targets = type_targets(classes, cfg.type_smoothing, cfg.type_sigma)
-
     mcfg = ModelConfig(
         n_classes=len(classes),
         dense_hidden=cfg.dense_hidden,
@@ -255,7 +372,6 @@ def train_model(
     spec_train = train_idx[data.spec_row[train_idx] >= 0]
     phot_train = train_idx[data.spec_row[train_idx] < 0]
     spec_counts = np.bincount(y[spec_train], minlength=len(classes)).astype(np.float64)
-    spec_weights = _class_weights(spec_counts, cfg.spec_weight_power)
     spec_p = None
     if len(spec_train) and cfg.sample_power > 0:
         spec_p = np.maximum(spec_counts[y[spec_train]], 1.0) ** -cfg.sample_power
@@ -283,11 +399,11 @@ def train_model(
         magerr_all,
         y,
         stats,
-        weights,
-        spec_weights,
-        neighbours,
+        _class_weights(counts, cfg.class_weight_power),
+        _class_weights(spec_counts, cfg.spec_weight_power),
+        neighbour_matrix(classes),
         mk_class,
-        soft_targets,
+        type_targets(classes, cfg.type_smoothing, cfg.type_sigma),
         gen,
         cfg,
     )
@@ -320,49 +436,11 @@ def train_model(
             for h, v in losses.items():
                 sums[h] += float(v.detach())
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        logits = batched_logits(ema.module, stats, raw_all[val_idx], _subset(norm_spectra, val_idx))
-        has_val = data.spec_row[val_idx] >= 0
-        yv = y[val_idx]
-        f1_spec = _macro_f1(yv, logits["fusion"], has_val)
-        f1_phot = _macro_f1(yv, logits["fusion"], ~has_val)
-        # Select on the fusion's validation cross-entropy (stars with and without a spectrum
-        # weighted equally): macro-F1 over ~20 classes, some with 1-2 validation stars, jumps
-        # by 0.04 when one rare star flips, which made mid-training checkpoints look best.
-        nll_spec = _nll(yv, logits["fusion"], has_val)
-        nll_phot = _nll(yv, logits["fusion"], ~has_val)
-        score = (
-            -float(np.nanmean([nll_spec, nll_phot])) if len(val_idx) else -float(sum(sums.values()))
-        )
-        row = {
-            "epoch": epoch,
-            "seconds": round(time.monotonic() - t0, 2),
-            **{f"loss_{h}": sums[h] / max(n_steps, 1) for h in HEADS},
-            "val_f1_fusion_spectrum": f1_spec,
-            "val_f1_fusion_photometry": f1_phot,
-            "val_f1_lstm": _macro_f1(yv, logits["lstm"], has_val),
-            "val_f1_dense": _macro_f1(yv, logits["dense"], np.ones_like(has_val)),
-            "val_nll_fusion_spectrum": nll_spec,
-            "val_nll_fusion_photometry": nll_phot,
-            "score": score,
-        }
+        mean_loss = {h: sums[h] / max(n_steps, 1) for h in HEADS}
+        row = _validate(ema.module, batches, sel, epoch, time.monotonic() - t0, mean_loss)
         history.append(row)
-        log.info(
-            "epoch %d: loss dense %.3f lstm %.3f fusion %.3f | val fusion NLL spec %.3f phot %.3f"
-            " | val macro-F1 fusion spec %.3f phot %.3f lstm %.3f dense %.3f (%.1fs)",
-            epoch,
-            row["loss_dense"],
-            row["loss_lstm"],
-            row["loss_fusion"],
-            nll_spec,
-            nll_phot,
-            f1_spec,
-            f1_phot,
-            row["val_f1_lstm"],
-            row["val_f1_dense"],
-            row["seconds"],
-        )
-        if score > best[0]:
-            best = (score, {k: v.clone() for k, v in ema.module.state_dict().items()}, epoch)
+        if row["score"] > best[0]:
+            best = (row["score"], {k: v.clone() for k, v in ema.module.state_dict().items()}, epoch)
             bad_epochs = 0
         else:
             bad_epochs += 1
@@ -370,15 +448,7 @@ def train_model(
             if bad_epochs >= cfg.patience and progress_done() > 0.5:
                 log.info("early stop after epoch %d (best %d)", epoch, best[2])
                 break
-        if epoch < cfg.min_epochs:
-            continue  # an under-trained model makes wild misses: the budget waits for these
-        if cfg.time_budget_s and time.monotonic() - t_start > cfg.time_budget_s:
-            log.info("time budget %.0fs reached after epoch %d", cfg.time_budget_s, epoch)
-            break
-        elapsed = time.monotonic() - t_start
-        if cfg.time_budget_s and elapsed + row["seconds"] > cfg.time_budget_s:
-            # another epoch as long as the last would end past the budget: stop here
-            log.info("time budget %.0fs: no room for another epoch", cfg.time_budget_s)
+        if _out_of_time(cfg, epoch, t_start, row["seconds"]):
             break
     if best[1] is not None:
         model.load_state_dict(best[1])
@@ -386,30 +456,10 @@ def train_model(
 
     temperatures, val_metrics = _calibrate(model, stats, raw_all, norm_spectra, y, val_idx, data)
     outliers = _fit_outliers(model, norm_spectra, raw_all, y, spec_train, val_idx, len(classes))
-    meta = {
-        "labels": classes,
-        "features": {
-            "names": list(FEATURE_NAMES),
-            "raw_columns": list(RAW_COLUMNS),
-            "spectrum_channels": list(SPECTRUM_CHANNELS),
-            "stats": stats.to_dict(),
-        },
-        "hyperparameters": cfg.to_dict(),
-        "temperatures": temperatures,
-        "metrics": {"validation": val_metrics, "best_epoch": best[2], "epochs_run": len(history)},
-        "history": history,
-        "class_counts_train": dict(zip(classes, counts.astype(int).tolist(), strict=True)),
-        "training": {
-            "n_train": len(train_idx),
-            "n_train_spectra": len(spec_train),
-            "n_val": len(val_idx),
-            "n_left_out_rare": dropped,
-            "seconds": round(time.monotonic() - t_start, 1),
-            "split": "blake2b(star_id): train < 0.8 <= val < 0.9 <= test",
-        },
-        "data_snapshot": data.snapshot_id,
-        "outliers": outliers.to_dict(),
-    }
+    meta = _metadata(
+        cfg, data, sel, stats, temperatures, val_metrics, history, best[2], counts, spec_train,
+        outliers, time.monotonic() - t_start,
+    )  # fmt: skip
     return TrainResult(model, meta, history)
 
 
