@@ -257,9 +257,9 @@ def test_garbled_value_late_in_a_big_file_costs_one_row(tmp_path):
     ]
 
 
-def test_800k_rows_stream_quickly(tmp_path):
-    import time
-
+def test_800k_rows_stream_whole(tmp_path):
+    """The full-survey catalog reads in one pass with nothing lost (its speed is measured by
+    benchmarks/bench_etl.py, not here: a timed test fails on a busy machine)."""
     import numpy as np
     import pyarrow.csv as pacsv
 
@@ -276,11 +276,9 @@ def test_800k_rows_stream_quickly(tmp_path):
     )
     path = tmp_path / "big.csv"
     pacsv.write_csv(table, path)
-    t0 = time.perf_counter()
     stars, rejects = _read(path)
-    elapsed = time.perf_counter() - t0
     assert stars.num_rows == n and rejects == []
-    assert elapsed < 5.0, f"800k catalog rows took {elapsed:.1f} s (~1.5 s measured)"
+    assert stars.column("fiberid").to_pylist()[-1] == 1000
 
 
 def test_a_chunk_where_every_row_is_rejected_still_has_the_schema(tmp_path):
