@@ -196,10 +196,13 @@ def ingest(
     return report
 
 
-def _ingest_spectra(
-    w: Writer, files: list[Path], report: IngestReport, workers: int, progress: bool
-) -> dict[str, pa.Table]:
-    """Read spectrum files in parallel, stream them into part files; return index rows."""
+def files_to_read(
+    w: Writer, files: list[Path], report: IngestReport
+) -> tuple[list[Path], set[str], dict[str, Path]]:
+    """The spectrum files this ingest must read: a star the warehouse already holds is skipped
+    (counted), a second file for one star id is a reject naming the first. By file name only,
+    so also (known ids, ids seen so far -> file): the header checks after reading go on with
+    them. The local and the cluster ingest share it."""
     known = (
         set(w.base.table("spectra_index", ["star_id"])["star_id"].to_pylist()) if w.base else set()
     )
@@ -215,6 +218,14 @@ def _ingest_spectra(
             if sid is not None:
                 seen[sid] = path
             todo.append(path)
+    return todo, known, seen
+
+
+def _ingest_spectra(
+    w: Writer, files: list[Path], report: IngestReport, workers: int, progress: bool
+) -> dict[str, pa.Table]:
+    """Read spectrum files in parallel, stream them into part files; return index rows."""
+    todo, known, seen = files_to_read(w, files, report)
     buffer: list[dict] = []
     stars: list[dict] = []
     index: list[pa.Table] = []

@@ -34,10 +34,10 @@ from startrack.etl.ingest import (
     PART_ROWS,
     ROW_GROUP,
     IngestReport,
+    files_to_read,
     index_rows,
 )
 from startrack.executors import Runner, open_executor
-from startrack.star_id import star_id_from_file_name
 from startrack.warehouse.contract import SPECTRA_INDEX, STARS
 from startrack.warehouse.store import Writer
 
@@ -118,21 +118,7 @@ def ingest_spectra_on_cluster(
 def _ingest(
     w: Writer, files: list[Path], report: IngestReport, runner: Runner, progress: bool
 ) -> dict[str, pa.Table]:
-    known = (
-        set(w.base.table("spectra_index", ["star_id"])["star_id"].to_pylist()) if w.base else set()
-    )
-    todo: list[Path] = []
-    seen: dict[str, Path] = {}
-    for path in files:  # the local driver's pre-pass, unchanged
-        sid = star_id_from_file_name(path.name)
-        if sid is not None and sid in known:
-            report.spectra_skipped += 1
-        elif sid is not None and sid in seen:
-            report.rejects.append(reject(path, "file", f"duplicate id {sid}: also in {seen[sid]}"))
-        else:
-            if sid is not None:
-                seen[sid] = path
-            todo.append(path)
+    todo, known, seen = files_to_read(w, files, report)
     size = files_per_task(len(todo), runner.workers)
     tasks = [
         (
