@@ -271,8 +271,10 @@ def fair_view(version: str | None, split: str | None):
     split = split or "test"
     fair = fair_metrics.like_for_like(snap, version, split)
     if fair is None:
-        return info_alert("no per-star predictions for this version: only the current model's "
-                          "are stored, so its like-for-like table is not available")  # fmt: skip
+        return info_alert("no full per-star predictions for this version: the predictions table "
+                          "holds the current model's, and prediction_history keeps only each "
+                          "version's top answers, so its like-for-like table is not available "
+                          "(its changed stars are listed below)")  # fmt: skip
     classes = fair_metrics.model_classes(snap, version)
     parts = [
         html.P(
