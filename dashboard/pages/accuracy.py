@@ -271,7 +271,7 @@ def fair_view(version: str | None, split: str | None):
     split = split or "test"
     fair = fair_metrics.like_for_like(snap, version, split)
     if fair is None:
-        return info_alert("no full per-star predictions for this version: the predictions table "
+        return info_alert("no per-star predictions for this version: the predictions table "
                           "holds the current model's, and prediction_history keeps only each "
                           "version's top answers, so its like-for-like table is not available "
                           "(its changed stars are listed below)")  # fmt: skip
