@@ -100,7 +100,7 @@ def observed_as(data, rows: np.ndarray, condition: str):
 
 def by_label(truth: np.ndarray, t_true: np.ndarray, labels: np.ndarray, snr) -> dict:
     """Where the misses are: per true label, n, median |error|, share beyond 5 subtypes, the
-    commonest answer, and the S/N of the stars missed by more than 5."""
+    commonest answer, and the S/N and commonest answers of the stars missed by more than 5."""
     err = np.abs(label_types(labels) - t_true)
     snr = np.asarray(snr, dtype=float)
     out = {}
@@ -116,8 +116,16 @@ def by_label(truth: np.ndarray, t_true: np.ndarray, labels: np.ndarray, snr) -> 
             "beyond_5": round(float((~(err[sel] <= 5)).mean()), 3),
             "commonest": str(answers[counts.argmax()]),
             "wild_snr_median": round(float(np.nanmedian(snr[wild])), 1) if wild.any() else None,
+            "wild_answers": _top_answers(labels[wild]),
         }
     return out
+
+
+def _top_answers(labels: np.ndarray, k: int = 3) -> dict[str, int]:
+    """The k commonest answers and how often (what a wild miss is taken for)."""
+    answers, counts = np.unique(labels.astype(str), return_counts=True)
+    order = np.argsort(-counts)[:k]
+    return {str(answers[i]): int(counts[i]) for i in order}
 
 
 def nearest_class_type(spectral_type: np.ndarray, meta: dict) -> np.ndarray:

@@ -58,10 +58,16 @@ class ModelConfig:
     #: of the spectrum, which the fusion attends over beside the photometry token (0 = only one
     #: pooled spectrum token, as the artifacts written before it existed).
     fusion_segments: int = 16
-    #: Fusion logits = attention output + dense logits + lstm logits (the latter only for
-    #: stars with a spectrum): the fusion starts from the product of the two branch experts
-    #: and learns what to correct, instead of relearning what each branch already knows.
+    #: Fusion logits = attention output + a branch's logits: the lstm's for a star with a
+    #: spectrum, the dense's for one without. The fusion starts from what a branch already
+    #: knows and learns what to correct, instead of relearning it.
     fusion_residual: bool = True
+    #: Also add the dense logits for a star with a spectrum (a product of the two experts, as
+    #: before stop 18). Off, such a star's photometry reaches the fusion only through the
+    #: attention, which can learn when colours disagree with the lines: another survey's
+    #: photometry (dust, calibration) is one voice to weigh, not a vote added to every answer
+    #: (+0.03-0.04 within 2.5 subtypes in transfer, both seeds measured; README).
+    dense_residual_with_spectrum: bool = False
     #: Learned line indices, a fusion token: this many linear projections of the whole
     #: continuum-normalized spectrum (like Lick indices, but fitted), each pixel weighted by
     #: its S/N up to the cap. Each index adds up thousands of pixels at once, so the fusion can
@@ -101,6 +107,7 @@ class ModelConfig:
         d.setdefault("line_indices", 0)
         d.setdefault("line_index_min_snr", 0.0)
         d.setdefault("rest_frame", False)
+        d.setdefault("dense_residual_with_spectrum", True)
         d["conv_layers"] = tuple(tuple(layer) for layer in d["conv_layers"])
         return cls(**d)
 
@@ -321,6 +328,10 @@ class StarClassifier(nn.Module):
             "fusion": self.fusion_head(self.fusion_norm(tokens[:, 0])),
         }
         if self.cfg.fusion_residual:
-            lstm = torch.where(has.unsqueeze(1), out["lstm"], torch.zeros_like(out["lstm"]))
-            out["fusion"] = out["fusion"] + out["dense"] + lstm
+            spec = has.unsqueeze(1)
+            lstm = torch.where(spec, out["lstm"], torch.zeros_like(out["lstm"]))
+            dense = out["dense"]
+            if not self.cfg.dense_residual_with_spectrum:
+                dense = torch.where(spec, torch.zeros_like(dense), dense)
+            out["fusion"] = out["fusion"] + dense + lstm
         return out

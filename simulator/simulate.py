@@ -46,6 +46,7 @@ from startrack.simulator.fits_writer import (
 from startrack.simulator.photometry import BANDS, observe_psf_mags, weights_for_loglam
 from startrack.simulator.templates import (
     TemplateSet,
+    absorption_change,
     extend_for_photometry,
     load_templates,
     star_flux,
@@ -254,7 +255,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 3
+SIMULATOR_VERSION = 4
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -430,14 +431,31 @@ LOGG_CLASSES = ((4.5, 0.6), (3.8, 0.12), (2.5, 0.22), (1.2, 0.06))
 FEH_POPULATIONS = ((0.75, -0.2, 0.3), (0.25, -1.5, 0.4))
 
 
+#: [Fe/H] a template file's mean spectra stand for: the mean of FEH_POPULATIONS (SDSS templates
+#: are averages of SDSS stars), so a disc star gets stronger lines than its template, a halo
+#: star weaker ones.
+TEMPLATE_FILE_FEH = sum(share * mean for share, mean, _ in FEH_POPULATIONS)
+
+
+def _gravity_metallicity(rng: np.random.Generator) -> tuple[float, float]:
+    """One star's log g (a luminosity class of LOGG_CLASSES) and [Fe/H] (FEH_POPULATIONS)."""
+    loggs, weights = zip(*LOGG_CLASSES, strict=True)
+    logg = float(rng.choice(loggs, p=weights)) + rng.normal(0.0, 0.2)
+    share, mean, sigma = zip(*FEH_POPULATIONS, strict=True)
+    k = int(rng.choice(len(share), p=share))
+    return logg, float(np.clip(rng.normal(mean[k], sigma[k]), -2.5, 0.5))
+
+
 def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.ndarray:
     """This star's own rest-frame spectrum on the wide lattice: the sky is a continuum.
 
     Built-in family: a Teff anywhere in the interval the SDSS fit would call its subclass, a
     luminosity class (dwarf to supergiant) and [Fe/H] (``templates.star_flux``). A template
     file: a log-flux blend with a neighbouring MK template (at most half-way, so the subclass
-    stays the nearest) and line depths scaled by a smooth factor of wavelength (metallicity
-    and gravity change how deep lines are, not where). Both: rotation and resolution blur,
+    stays the nearest), line depths scaled by a smooth factor of wavelength, and a luminosity
+    class and [Fe/H] drawn as for the built-in family, applied as the built-in physics' change
+    of absorption (``templates.absorption_change``: Balmer wings, Mg b, Na D, Sr II, CN, metal
+    lines and blanketing). Both: rotation and resolution blur,
     strongest for hot stars (they rotate fast).
     """
     ts = ctx.templates
@@ -449,11 +467,7 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.nda
     if ctx.builtin:
         lo, hi = teff_range(name, ts.names)
         teff = 10.0 ** rng.uniform(math.log10(lo), math.log10(hi))
-        loggs, weights = zip(*LOGG_CLASSES, strict=True)
-        logg = float(rng.choice(loggs, p=weights)) + rng.normal(0.0, 0.2)
-        share, mean, sigma = zip(*FEH_POPULATIONS, strict=True)
-        k = int(rng.choice(len(share), p=share))
-        feh = float(np.clip(rng.normal(mean[k], sigma[k]), -2.5, 0.5))
+        logg, feh = _gravity_metallicity(rng)
         flux = star_flux(name, ts.wavelength, teff, logg, feh)
     else:
         flux = np.clip(ts.flux[row], 1e-30, None)
@@ -467,6 +481,8 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.nda
             np.polynomial.legendre.legval(np.linspace(-1, 1, flux.size), rng.normal(0, 0.2, 3))
         )
         flux = continuum * np.clip(flux / continuum, 1e-3, None) ** depth_scale
+        logg, feh = _gravity_metallicity(rng)
+        flux = flux * absorption_change(name, ts.wavelength, logg, feh, TEMPLATE_FILE_FEH)
     blur = rng.uniform(0.0, 1.0) + (rng.uniform(0.0, 2.5) if hot else 0.0)
     return gaussian_filter1d(flux, blur) if blur > 0.05 else flux
 

@@ -173,11 +173,16 @@ def _optical_depth(
     tau += blanket * (4000.0 / wave) ** 6
     # Balmer lines: strongest at A0, broad (pressure-broadened) in hot dwarfs.
     balmer = 1.1 * _bump(t, 9800, 0.09)
-    width = (4.0 + 18.0 * _bump(t, 9800, 0.08)) * 10.0 ** (0.2 * min(g, 0.5))
+    # ... and the F-G tail of the Balmer lines, gone by mid-K (K5 dwarfs show Hbeta ~0).
+    late_balmer = 0.25 * _rise(t, 7000, 900) * (1.0 - _rise(t, 5200, 250))
+    # Stark wings: width ~ g^(1/3) (electron density at the line-forming depth), so a blue
+    # horizontal-branch A star (log g ~3.2) has half the wings of an A0 dwarf.
+    width = (4.0 + 18.0 * _bump(t, 9800, 0.08)) * 10.0 ** (0.33 * min(g, 0.5))
     for k, center in enumerate(BALMER):
-        tau += _lorentz(wave, center, balmer * (0.9 - 0.06 * k) + 0.25 * _rise(t, 7000, 900), width)
-    # Balmer jump below 3646 A (bound-free), largest for A stars.
-    jump = 0.9 * _bump(t, 9500, 0.12)
+        tau += _lorentz(wave, center, balmer * (0.9 - 0.06 * k) + late_balmer, width)
+    # Balmer jump below 3646 A (bound-free), largest for A stars and for low gravity at a
+    # given Teff (why BHB stars have a redder u-g than A dwarfs of the same g-r).
+    jump = 0.9 * _bump(t, 9500, 0.12) * 10.0 ** (-0.08 * min(g, 0.0))
     tau += jump / (1.0 + np.exp((wave - 3680.0) / 25.0))
     # Helium: He II in O stars, He I in OB/B.
     for center in (4687.0, 5413.0, 4543.0):
@@ -187,19 +192,20 @@ def _optical_depth(
     # Ca II H&K, Ca I 4227, G band, Mg b, Na D, Ca II triplet: grow toward K.
     cahk = (1.6 * _rise(t, 7200, 700) + 0.25 * _rise(t, 10_000, 800)) * metal**0.5
     for center in (3934.78, 3969.59):
-        tau += _lorentz(wave, center, cahk, 3.0 + 7.0 * _rise(t, 5000, 600))
-    tau += _line(wave, 4227.9, 1.2 * _rise(t, 4800, 350) * metal * press**2, 3.0)
-    tau += _line(wave, 4308.0, 0.45 * _bump(t, 5000, 0.07) * metal, 9.0)  # G band (CH)
+        tau += _lorentz(wave, center, cahk, 3.0 + 5.0 * _rise(t, 5000, 600))
+    ca4227 = 1.2 * _rise(t, 4800, 350) * press**2 + 0.12 * _rise(t, 7500, 600)
+    tau += _line(wave, 4227.9, ca4227 * metal, 3.0)
+    tau += _line(wave, 4308.0, 0.45 * _bump(t, 5300, 0.11) * metal, 9.0)  # G band: F0 to M0
     mgb_width = 2.0 + 2.0 * _rise(t, 4500, 400) * press**2
     for center in (5168.8, 5174.1, 5185.1):
-        tau += _line(wave, center, 0.8 * _rise(t, 5800, 500) * metal * press, mgb_width)
-    nad = (1.0 * _rise(t, 5600, 500) + 0.6 * _rise(t, 3500, 300)) * metal * press**2
+        tau += _line(wave, center, 0.35 * _rise(t, 5800, 900) * metal * press, mgb_width)
+    nad = (0.85 * _rise(t, 5200, 400) + 0.6 * _rise(t, 3500, 300)) * metal * press**2
     for center in (5891.6, 5897.6):
         tau += _line(wave, center, nad, 2.5)
     for center in (8500.4, 8544.4, 8664.5):
         tau += _line(wave, center, 0.6 * _bump(t, 5000, 0.12) * metal * (1 + 0.8 * lum), 3.0)
-    tau += _line(wave, 5269.5, 0.3 * _rise(t, 6000, 500) * metal, 2.0)  # Fe I
-    tau += _line(wave, 5329.0, 0.3 * _rise(t, 6000, 500) * metal, 2.0)
+    tau += _line(wave, 5269.5, 0.5 * _rise(t, 5800, 700) * metal, 3.0)  # Fe I
+    tau += _line(wave, 5329.0, 0.5 * _rise(t, 5800, 700) * metal, 3.0)
     # Luminosity criteria of F-K giants and supergiants: Sr II and the CN band at 4216 A.
     for center in (4078.9, 4216.7):
         tau += _line(wave, center, 0.5 * lum * _bump(t, 6000, 0.1) * metal, 1.5)
@@ -314,6 +320,23 @@ def star_flux(
     if name == "Carbon_lines":  # emission lines (Halpha, Hbeta) as in SDSS 'Carbon_lines'
         flux += cont * (_line(wave, 6564.6, 0.8, 2.5) + _line(wave, 4862.7, 0.5, 2.5))
     return flux / np.median(flux[(wave > 5500) & (wave < 6500)])
+
+
+def absorption_change(
+    name: str, wave: np.ndarray, logg: float, feh: float, ref_feh: float = 0.0
+) -> np.ndarray:
+    """Factor by which the built-in physics changes subclass ``name``'s absorption from a
+    dwarf at ``ref_feh`` to a star of ``logg`` and ``feh`` (1 for non-MK names).
+
+    Lets another template family borrow the luminosity and metallicity criteria: a file of
+    40 mean spectra holds one star per subclass, the sky holds giants and metal-poor stars
+    too, and a model trained on the file alone takes a metal-poor K1 giant for an F5."""
+    label = normalize_subclass(name).label
+    if name in _SPECIAL or label not in SUBCLASS_TEFF or label in _SPECIAL:
+        return np.ones_like(wave)
+    t = SUBCLASS_TEFF[label]
+    ref = _optical_depth(wave, name, t, DWARF_LOGG, ref_feh)
+    return np.exp(ref - _optical_depth(wave, name, t, logg, feh))
 
 
 def teff_range(name: str, names: tuple[str, ...] | list[str]) -> tuple[float, float]:

@@ -227,3 +227,27 @@ def test_line_index_token_is_masked_for_faint_spectra():
         after = m(tab, spec, has)["fusion"]
     assert not torch.allclose(before[0], after[0])
     torch.testing.assert_close(before[1], after[1])
+
+
+@pytest.mark.parametrize("with_spectrum", [True, False])
+def test_dense_logits_reach_a_spectrum_stars_fusion_only_when_configured(with_spectrum):
+    """Without the dense residual, a star with a spectrum reads its photometry only through
+    the attention (whose weights are not the dense head's): another survey's colours are one
+    voice for the fusion to weigh, not a vote added to its answer."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_classes=K, dense_residual_with_spectrum=with_spectrum)
+    m = StarClassifier(cfg).eval()
+    tab, spec = _batch(2)
+    has = torch.tensor([True, False])
+    with torch.inference_mode():
+        before = m(tab, spec, has)["fusion"]
+        m.dense_head.bias += torch.randn(K) * 3
+        after = m(tab, spec, has)["fusion"]
+    assert not torch.allclose(before[1], after[1])  # photometry-only: dense logits always count
+    assert torch.allclose(before[0], after[0]) is not with_spectrum
+
+
+def test_configs_saved_before_the_dense_residual_option_keep_the_dense_residual():
+    d = ModelConfig(n_classes=K, dense_residual_with_spectrum=False).to_dict()
+    d.pop("dense_residual_with_spectrum")
+    assert ModelConfig.from_dict(d).dense_residual_with_spectrum is True

@@ -176,7 +176,9 @@ def test_every_simulated_star_is_its_own():
 
 
 @pytest.mark.skipif(not (SDSS / "templates").is_dir(), reason="../shared/sdss not present")
-def test_file_templates_blend_at_most_half_way_to_a_neighbour():
+def test_file_templates_blend_at_most_half_way_to_a_neighbour(monkeypatch):
+    # the blend alone: a star of the template's own luminosity class and [Fe/H]
+    monkeypatch.setattr(simulate, "absorption_change", lambda name, wave, *a, **k: 1.0)
     ctx = simulate._context(str((SDSS / "templates" / "spEigenStar-53724.fits").resolve()))
     names = ctx.templates.names
     own = ctx.templates.flux[names.index("K3")]
@@ -191,6 +193,26 @@ def test_file_templates_blend_at_most_half_way_to_a_neighbour():
     for seed in range(8):
         flux = simulate.star_template(_star(ctx, "K3"), np.random.default_rng(seed), ctx)
         assert dist(flux, own) <= min(dist(flux, n) for n in neighbours) + 0.02
+
+
+@pytest.mark.skipif(not (SDSS / "templates").is_dir(), reason="../shared/sdss not present")
+def test_file_template_stars_get_luminosity_classes_and_metallicities(monkeypatch):
+    """40 mean spectra hold one star per subclass; the survey made from them must hold K3
+    giants and metal-poor K3s too, or a model trained on it takes them for other types."""
+    ctx = simulate._context(str((SDSS / "templates" / "spEigenStar-53724.fits").resolve()))
+    wave = ctx.templates.wavelength
+    seeds = range(30)
+    made = [simulate.star_template(_star(ctx, "K3"), np.random.default_rng(i), ctx) for i in seeds]
+    monkeypatch.setattr(simulate, "absorption_change", lambda name, wave, *a, **k: 1.0)
+    plain = [simulate.star_template(_star(ctx, "K3"), np.random.default_rng(i), ctx) for i in seeds]
+    ratio = np.array(made) / np.array(plain)
+
+    def at(line: float) -> np.ndarray:
+        return np.array([np.interp(line, wave, r) for r in ratio])
+
+    assert (at(4078.9) < 0.95).any()  # Sr II deepened: giants and supergiants
+    assert (at(3934.78) > 1.1).any()  # Ca II K weakened: metal-poor stars
+    np.testing.assert_allclose(at(7000.0), 1.0, atol=0.02)  # the continuum is the template's
 
 
 @pytest.mark.skipif(not (SDSS / "templates").is_dir(), reason="../shared/sdss not present")

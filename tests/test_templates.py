@@ -10,6 +10,7 @@ from startrack.simulator.extinction import a_lambda_over_a_v
 from startrack.simulator.templates import (
     BUILTIN_NAMES,
     WIDE_LOGLAM,
+    absorption_change,
     builtin_templates,
     extend_for_photometry,
     load_sdss_templates,
@@ -113,3 +114,36 @@ def test_extinction_law_matches_published_values():
     assert a_lambda_over_a_v(np.array([4400.0]))[0] == pytest.approx(1.3222, abs=1e-3)
     with pytest.raises(ValueError, match="defined for"):
         a_lambda_over_a_v(np.array([500.0]))
+
+
+def test_a_template_file_borrows_the_builtin_luminosity_and_metallicity_criteria():
+    wave = builtin_templates().wavelength
+
+    def at(ratio: np.ndarray, line: float) -> float:
+        return float(np.interp(line, wave, ratio))
+
+    dwarf = absorption_change("K1", wave, logg=4.5, feh=-0.5, ref_feh=-0.5)
+    np.testing.assert_allclose(dwarf, 1.0)  # the template's own star: unchanged
+    giant = absorption_change("K1", wave, logg=1.2, feh=-0.5, ref_feh=-0.5)
+    assert at(giant, 4078.9) < 0.97  # Sr II deepens in a supergiant (ratio < 1: more absorbed)
+    assert at(giant, 5891.6) > 1.03  # Na D (pressure-sensitive) weakens
+    poor = absorption_change("K1", wave, logg=4.5, feh=-1.5, ref_feh=-0.5)
+    assert at(poor, 3934.78) > 1.1 and at(poor, 5270.0) > 1.0  # Ca II K and Fe weaken
+    assert at(poor, 7000.0) == pytest.approx(1.0, abs=0.01)  # the continuum stays
+    for special in ("WD", "Carbon", "CarbonWD"):
+        np.testing.assert_array_equal(absorption_change(special, wave, 1.2, -2.0), 1.0)
+
+
+def test_builtin_dwarfs_have_the_line_strengths_of_real_stars(real_templates):
+    """Against the SDSS templates (means of real SDSS stars): a built-in F5-K5 dwarf's G band,
+    Mg b, Fe 5270, Na D and H beta within 60 % (or 1 A) of its subclass's. Before stop 18 a
+    built-in G2 had the Mg b of a K1 and an F2 no G band, and the model learnt that scale."""
+    from startrack.simulator.line_indices import equivalent_widths
+
+    sdss, builtin = load_templates(real_templates), builtin_templates()
+    for name in ("F5", "F9", "G0", "G2", "K1", "K3", "K5"):
+        real = equivalent_widths(sdss.wavelength, sdss.flux[sdss.index_of(name)])
+        ours = equivalent_widths(builtin.wavelength, builtin.flux[builtin.index_of(name)])
+        for index in ("G band", "Mg b", "Fe 5270", "Na D", "H beta"):
+            tolerance = max(1.0, 0.6 * abs(real[index]))
+            assert abs(ours[index] - real[index]) <= tolerance, (name, index, real, ours)
