@@ -66,9 +66,15 @@ def label_types(labels: np.ndarray) -> np.ndarray:
 #: Gaussian blur on the 69 km/s grid), a spectrum that stops at 7400 A (MILES, Jacoby-Hunter-
 #: Christian), or no photometry at all. A model that learned spectral features keeps its
 #: answer; one that learned templates or leans on colours does not.
-CONDITIONS = ("native", "low_res", "red_cut", "no_photometry")
+CONDITIONS = ("native", "low_res", "red_cut", "no_photometry", "reddened")
 RED_CUT_A = 7400.0
 LOW_RES_PX = 2.5
+#: E(B-V) of the `reddened` condition: a library's stars in the Galactic plane (OB
+#: supergiants often more), where the training surveys mostly see 0-0.25 (the ETL's norm
+#: is recomputed and the photometry reddened to match).
+REDDENED_EBV = 0.4
+#: A_band / E(B-V) for SDSS ugriz (as ml.augment).
+SDSS_EXTINCTION = (4.239, 3.303, 2.285, 1.698, 1.263)
 
 
 def observed_as(data, rows: np.ndarray, condition: str):
@@ -93,6 +99,18 @@ def observed_as(data, rows: np.ndarray, condition: str):
         flux[:, cut] = np.nan
     elif condition == "no_photometry":
         stars[[f"mag_{b}" for b in "ugriz"]] = np.nan
+    elif condition == "reddened":
+        from startrack.simulator.extinction import extinction_magnitudes
+
+        dim = 10.0 ** (-0.4 * extinction_magnitudes(wavelength(), REDDENED_EBV))
+        flux, ivar = (flux * dim).astype(np.float32), (ivar / dim**2).astype(np.float32)
+        for band, a in zip("ugriz", SDSS_EXTINCTION, strict=True):
+            stars[f"mag_{band}"] = stars[f"mag_{band}"] + a * REDDENED_EBV
+        good = ~mask & np.isfinite(flux)
+        norm = np.array(
+            [np.median(f[g]) if g.any() else np.nan for f, g in zip(flux, good, strict=True)]
+        )
+        return stars, Spectra(flux, ivar, mask, norm.astype(np.float32), np.arange(len(rows)))
     elif condition != "native":
         raise ValueError(f"unknown condition {condition!r}")
     return stars, Spectra(flux, ivar, mask, data.norm[r], np.arange(len(rows)))

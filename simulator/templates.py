@@ -181,8 +181,11 @@ def _optical_depth(
     for k, center in enumerate(BALMER):
         tau += _lorentz(wave, center, balmer * (0.9 - 0.06 * k) + late_balmer, width)
     # Balmer jump below 3646 A (bound-free), largest for A stars and for low gravity at a
-    # given Teff (why BHB stars have a redder u-g than A dwarfs of the same g-r).
-    jump = 0.9 * _bump(t, 9500, 0.12) * 10.0 ** (-0.08 * min(g, 0.0))
+    # given Teff (why BHB stars have a redder u-g than A dwarfs of the same g-r). The narrow
+    # A0 term gives an A0 dwarf u-g 1.04 (real SDSS A stars sit at u-g 1.0-1.15, g-r ~ -0.1;
+    # without it 0.44, and a model saw the u-g of a B star in every A star).
+    jump = 0.9 * _bump(t, 9500, 0.12) + 1.2 * _bump(t, 9800, 0.06)
+    jump *= 10.0 ** (-0.08 * min(g, 0.0))
     tau += jump / (1.0 + np.exp((wave - 3680.0) / 25.0))
     # Helium: He II in O stars, He I in OB/B.
     for center in (4687.0, 5413.0, 4543.0):

@@ -89,3 +89,18 @@ def test_photometric_errors_grow_with_magnitude_like_sdss():
 def test_grid_not_covering_filters_is_rejected():
     with pytest.raises(ValueError, match="does not cover filter"):
         maggie_weights(np.linspace(3800, 9200, 1000))
+
+
+def test_builtin_a0_sits_in_the_a_star_clump_of_real_sdss_photometry(real_photometry):
+    """Real SDSS stars with -0.3 < g-r < 0 and u-g > 0.7 are the A stars (dwarfs and blue
+    horizontal-branch stars; bluer u-g there are hot subdwarfs and white dwarfs). The built-in
+    A0 must have their u-g: with too weak a Balmer jump it had 0.44, the u-g of a B star."""
+    import pandas as pd
+
+    real = pd.read_csv(real_photometry)
+    gr, ug = real["g"] - real["r"], real["u"] - real["g"]
+    clump = ug[(gr > -0.3) & (gr < 0.0) & (ug > 0.7)]
+    assert len(clump) > 30
+    a0_ug, a0_gr, _, _ = _colours(builtin_templates(), "A0")
+    assert a0_ug == pytest.approx(float(clump.median()), abs=0.2)
+    assert -0.3 < a0_gr < 0.0
