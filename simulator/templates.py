@@ -58,10 +58,11 @@ SUBCLASS_TEFF: dict[str, float] = {
 #: Teff (Paschen continuum of A stars is bluer, H- opacity shapes the Sun's), so the continuum
 #: temperature was calibrated once (bisection) so each built-in template's g-r matches the SDSS
 #: stellar locus (Covey et al. 2007; the Sun g-r = 0.44); line strengths still follow Teff.
+#: F-K values re-solved with :func:`red_tilt` in place (same g-r, r-i and i-z on the locus).
 COLOR_TEMPERATURE: dict[str, float] = {
-    "O": 33_230, "OB": 24_030, "B6": 19_500, "B9": 18_800, "A0": 18_090, "A0p": 17_650,
-    "F2": 8_680, "F5": 7_960, "F9": 7_370, "G0": 7_290, "G2": 7_230, "G5": 6_760,
-    "K1": 6_120, "K3": 5_330, "K5": 4_670, "K7": 4_040,
+    "O": 33_230, "OB": 24_030, "B6": 19_500, "B9": 18_800, "A0": 18_240, "A0p": 17_850,
+    "F2": 9_840, "F5": 8_960, "F9": 8_220, "G0": 8_120, "G2": 8_030, "G5": 7_440,
+    "K1": 6_510, "K3": 5_480, "K5": 4_710, "K7": 4_050,
     "M0": 3_840, "M0V": 3_780, "M1": 3_690, "M2": 3_580, "M2V": 3_550, "M3": 3_500,
     "M4": 3_390, "M5": 3_280, "M6": 3_170, "M7": 3_060, "M8": 2_940, "M9": 2_860,
     "L0": 2_750, "L1": 2_680, "L2": 2_590, "L3": 2_490, "L4": 2_370, "L5": 2_260,
@@ -288,6 +289,23 @@ def _colour_temperature_scale() -> tuple[np.ndarray, np.ndarray]:
     return t, c
 
 
+#: Wavelength (A) red of which F-K continua are tilted (:func:`red_tilt`).
+RED_TILT_PIVOT = 5500.0
+
+
+def red_tilt(wave: np.ndarray, t: float) -> np.ndarray:
+    """Continuum factor (lambda / 5500 A)^beta red of 5500 A for F-K stars, 1 elsewhere.
+
+    A Planck curve hot enough for an F-K star's g-r is too blue beyond it: the built-in F2-G5
+    had r-i and i-z ~0.11 below the real SDSS stellar locus at their g-r (the H- opacity
+    minimum makes real continua redder), so a model trained on them took real G2 stars for
+    K1s, and one trained on real spectra took them for F5s. beta (0.8 for F2-G5, fading
+    through K to 0 at K7 and above F0) puts them on the locus of the 1,000 real stars in
+    ../shared (tests/test_photometry.py)."""
+    beta = 0.8 * (1.0 - _rise(t, 4900.0, 250.0)) * _rise(t, 8200.0, 400.0)
+    return (np.maximum(wave, RED_TILT_PIVOT) / RED_TILT_PIVOT) ** beta
+
+
 def colour_temperature(teff: float) -> float:
     """Continuum temperature for any Teff on the sequence (log-log interpolation)."""
     t, c = _colour_temperature_scale()
@@ -319,6 +337,8 @@ def star_flux(
         cont = planck(wave, COLOR_TEMPERATURE[name] * t / SUBCLASS_TEFF[name])
     else:
         cont = planck(wave, colour_temperature(t))
+    if name not in _SPECIAL:
+        cont = cont * red_tilt(wave, t)
     flux = cont * np.exp(-tau)
     if name == "Carbon_lines":  # emission lines (Halpha, Hbeta) as in SDSS 'Carbon_lines'
         flux += cont * (_line(wave, 6564.6, 0.8, 2.5) + _line(wave, 4862.7, 0.5, 2.5))

@@ -104,3 +104,18 @@ def test_builtin_a0_sits_in_the_a_star_clump_of_real_sdss_photometry(real_photom
     a0_ug, a0_gr, _, _ = _colours(builtin_templates(), "A0")
     assert a0_ug == pytest.approx(float(clump.median()), abs=0.2)
     assert -0.3 < a0_gr < 0.0
+
+
+@pytest.mark.parametrize("name", ["F2", "F5", "F9", "G2", "G5", "K1", "K3", "K5"])
+def test_builtin_f_to_k_stars_sit_on_the_real_stellar_locus(real_photometry, name):
+    """At its g-r, a built-in dwarf's r-i and i-z are those of real SDSS stars (median of the
+    real stars within 0.08 mag in g-r). A Planck continuum alone was ~0.11 too blue in both,
+    so real G2 spectra looked like the model's K1s."""
+    import pandas as pd
+
+    real = pd.read_csv(real_photometry)
+    _, gr, ri, iz = _colours(builtin_templates(), name)
+    near = (real["g"] - real["r"] - gr).abs() < 0.08
+    assert near.sum() >= 20
+    assert ri == pytest.approx(float((real["r"] - real["i"])[near].median()), abs=0.04)
+    assert iz == pytest.approx(float((real["i"] - real["z"])[near].median()), abs=0.07)
