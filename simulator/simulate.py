@@ -455,8 +455,8 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.nda
     stays the nearest), line depths scaled by a smooth factor of wavelength, and a luminosity
     class and [Fe/H] drawn as for the built-in family, applied as the built-in physics' change
     of absorption (``templates.absorption_change``: Balmer wings, Mg b, Na D, Sr II, CN, metal
-    lines and blanketing). Both: rotation and resolution blur,
-    strongest for hot stars (they rotate fast).
+    lines and blanketing). Both: rotation and resolution blur, strongest for hot stars (they
+    rotate fast).
     """
     ts = ctx.templates
     row = int(star["template_row"])

@@ -248,6 +248,6 @@ def test_dense_logits_reach_a_spectrum_stars_fusion_only_when_configured(with_sp
 
 
 def test_configs_saved_before_the_dense_residual_option_keep_the_dense_residual():
-    d = ModelConfig(n_classes=K, dense_residual_with_spectrum=False).to_dict()
+    d = ModelConfig(n_classes=K).to_dict()
     d.pop("dense_residual_with_spectrum")
     assert ModelConfig.from_dict(d).dense_residual_with_spectrum is True
