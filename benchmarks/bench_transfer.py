@@ -73,8 +73,6 @@ LOW_RES_PX = 2.5
 #: supergiants often more), where the training surveys mostly see 0-0.25 (the ETL's norm
 #: is recomputed and the photometry reddened to match).
 REDDENED_EBV = 0.4
-#: A_band / E(B-V) for SDSS ugriz (as ml.augment).
-SDSS_EXTINCTION = (4.239, 3.303, 2.285, 1.698, 1.263)
 
 
 def observed_as(data, rows: np.ndarray, condition: str):
@@ -100,6 +98,7 @@ def observed_as(data, rows: np.ndarray, condition: str):
     elif condition == "no_photometry":
         stars[[f"mag_{b}" for b in "ugriz"]] = np.nan
     elif condition == "reddened":
+        from startrack.ml.augment import SDSS_EXTINCTION
         from startrack.simulator.extinction import extinction_magnitudes
 
         dim = 10.0 ** (-0.4 * extinction_magnitudes(wavelength(), REDDENED_EBV))
