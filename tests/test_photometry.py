@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import astropy.units as u
 import numpy as np
+import pandas as pd
 import pytest
 
 from startrack.simulator.extinction import redden
@@ -95,8 +96,6 @@ def test_builtin_a0_sits_in_the_a_star_clump_of_real_sdss_photometry(real_photom
     """Real SDSS stars with -0.3 < g-r < 0 and u-g > 0.7 are the A stars (dwarfs and blue
     horizontal-branch stars; bluer u-g there are hot subdwarfs and white dwarfs). The built-in
     A0 must have their u-g: with too weak a Balmer jump it had 0.44, the u-g of a B star."""
-    import pandas as pd
-
     real = pd.read_csv(real_photometry)
     gr, ug = real["g"] - real["r"], real["u"] - real["g"]
     clump = ug[(gr > -0.3) & (gr < 0.0) & (ug > 0.7)]
@@ -111,8 +110,6 @@ def test_builtin_f_to_k_stars_sit_on_the_real_stellar_locus(real_photometry, nam
     """At its g-r, a built-in dwarf's r-i and i-z are those of real SDSS stars (median of the
     real stars within 0.08 mag in g-r). A Planck continuum alone was ~0.11 too blue in both,
     so real G2 spectra looked like the model's K1s."""
-    import pandas as pd
-
     real = pd.read_csv(real_photometry)
     _, gr, ri, iz = _colours(builtin_templates(), name)
     near = (real["g"] - real["r"] - gr).abs() < 0.08
