@@ -358,8 +358,15 @@ def absorption_change(
     if name in _SPECIAL or label not in SUBCLASS_TEFF or label in _SPECIAL:
         return np.ones_like(wave)
     t = SUBCLASS_TEFF[label]
-    ref = _optical_depth(wave, name, t, DWARF_LOGG, ref_feh)
-    return np.exp(ref - _optical_depth(wave, name, t, logg, feh))
+    key = (name, ref_feh, wave.tobytes())  # the same for every star of a subclass: once
+    if key not in _REFERENCE_DEPTH:
+        _REFERENCE_DEPTH[key] = _optical_depth(wave, name, t, DWARF_LOGG, ref_feh)
+    return np.exp(_REFERENCE_DEPTH[key] - _optical_depth(wave, name, t, logg, feh))
+
+
+#: absorption_change's dwarf optical depths, per (name, ref_feh, wavelengths): a survey has
+#: a few dozen subclasses on one lattice, and each was computed again for every star.
+_REFERENCE_DEPTH: dict[tuple[str, float, bytes], np.ndarray] = {}
 
 
 def teff_range(name: str, names: tuple[str, ...] | list[str]) -> tuple[float, float]:
