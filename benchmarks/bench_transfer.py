@@ -66,13 +66,18 @@ def label_types(labels: np.ndarray) -> np.ndarray:
 #: Gaussian blur on the 69 km/s grid), a spectrum that stops at 7400 A (MILES, Jacoby-Hunter-
 #: Christian), or no photometry at all. A model that learned spectral features keeps its
 #: answer; one that learned templates or leans on colours does not.
-CONDITIONS = ("native", "low_res", "red_cut", "no_photometry", "reddened")
+CONDITIONS = ("native", "low_res", "red_cut", "no_photometry", "reddened", "blue_tilt")
 RED_CUT_A = 7400.0
 LOW_RES_PX = 2.5
 #: E(B-V) of the `reddened` condition: a library's stars in the Galactic plane (OB
 #: supergiants often more), where the training surveys mostly see 0-0.25 (the ETL's norm
 #: is recomputed and the photometry reddened to match).
 REDDENED_EBV = 0.4
+#: The `blue_tilt` condition: a flux-calibration error that makes the spectrum (and the
+#: magnitudes measured from it, SPECTROFLUX) bluer, as E(B-V) = -0.15 along the dust law
+#: would; dust only ever reddens, so a model may have learnt "bluer than my template, so
+#: hotter".
+BLUE_TILT_EBV = -0.15
 
 
 def observed_as(data, rows: np.ndarray, condition: str):
@@ -97,14 +102,15 @@ def observed_as(data, rows: np.ndarray, condition: str):
         flux[:, cut] = np.nan
     elif condition == "no_photometry":
         stars[[f"mag_{b}" for b in "ugriz"]] = np.nan
-    elif condition == "reddened":
+    elif condition in ("reddened", "blue_tilt"):
         from startrack.ml.augment import SDSS_EXTINCTION
         from startrack.simulator.extinction import extinction_magnitudes
 
-        dim = 10.0 ** (-0.4 * extinction_magnitudes(wavelength(), REDDENED_EBV))
+        ebv = REDDENED_EBV if condition == "reddened" else BLUE_TILT_EBV
+        dim = 10.0 ** (-0.4 * extinction_magnitudes(wavelength(), ebv))
         flux, ivar = (flux * dim).astype(np.float32), (ivar / dim**2).astype(np.float32)
         for band, a in zip("ugriz", SDSS_EXTINCTION, strict=True):
-            stars[f"mag_{band}"] = stars[f"mag_{band}"] + a * REDDENED_EBV
+            stars[f"mag_{band}"] = stars[f"mag_{band}"] + a * ebv
         good = ~mask & np.isfinite(flux)
         norm = np.array(
             [np.median(f[g]) if g.any() else np.nan for f, g in zip(flux, good, strict=True)]
@@ -265,6 +271,12 @@ def main() -> int:
         help="families to train on (each is tested on the other); none: leave-one-out only",
     )
     ap.add_argument("--out", type=Path, default=Path("transfer.json"))
+    ap.add_argument(
+        "--save-models",
+        type=Path,
+        default=None,
+        help="also save each trained model as an artifact in DIR/<family> (to inspect its answers)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not TEMPLATES.is_file():
@@ -309,6 +321,10 @@ def main() -> int:
     for name in [n for n in args.train_on if n != "none"]:
         other = "sdss" if name == "builtin" else "builtin"
         res, info = train(train_data[name], args.time_budget, args.seed, args.threads, **opts)
+        if args.save_models:
+            from startrack.ml.artifact import save_artifact
+
+            save_artifact(args.save_models / name, res.model, res.meta)
         d, o = train_data[name], data[other]
         known = d.stars["label"].isin(res.meta["labels"]).to_numpy()
         test = np.flatnonzero((d.split == "test") & (d.spec_row >= 0) & known)

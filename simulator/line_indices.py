@@ -24,6 +24,20 @@ INDICES: dict[str, tuple[tuple[float, float], ...]] = {
 }
 
 
+#: Narrow 4000 A break (Balogh et al. 1999): mean f_nu in 4000-4100 A over 3850-3950 A.
+D4000N_BANDS: tuple[tuple[float, float], tuple[float, float]] = ((3850, 3950), (4000, 4100))
+
+
+def d4000n(wave: np.ndarray, flux: np.ndarray) -> float:
+    """The narrow 4000 A break of an f_lambda spectrum: ~1 for A stars, ~2 for K dwarfs, the
+    metal-line blanketing blueward of Ca II H that types G-K stars by eye."""
+    fnu = flux * wave**2
+    (blue, red) = D4000N_BANDS
+    b = fnu[(wave > blue[0]) & (wave < blue[1])].mean()
+    r = fnu[(wave > red[0]) & (wave < red[1])].mean()
+    return float(r / b)
+
+
 def equivalent_widths(wave: np.ndarray, flux: np.ndarray) -> dict[str, float]:
     """Each index's equivalent width (A; > 0 = absorption) against a straight pseudo-continuum
     through the means of its two side bands."""
