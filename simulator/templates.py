@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from scipy.special import expit
 
 from startrack.grid import DLOGLAM
 from startrack.labels import normalize_subclass
@@ -173,14 +172,17 @@ def _optical_depth(
     # Metal-line blanketing: suppresses the blue/UV of cool stars (why the Sun's g-r is 0.44).
     blanket = (0.55 * _rise(t, 5600, 900) + 0.25 * _rise(t, 7500, 600)) * metal**0.5
     tau += blanket * (4000.0 / wave) ** 6
-    # The 4000 A break of F-K stars: blueward of Ca II H (3800-3990 A) a forest of metal lines
-    # and the CN 3883 band depress the continuum far more than the smooth blanketing does
-    # (narrow D4000 ~2 in the SDSS K templates, means of real stars, ~1.4 in F; a smooth law
-    # alone gave built-in K dwarfs 1.4-1.7, and a model trained on the SDSS templates took
-    # built-in K1 stars for F5-G2; tests/test_templates.py).
-    brk = (0.10 * _rise(t, 7300, 300) + 0.25 * _rise(t, 5500, 200)) * metal**0.5
-    brk *= 1.0 - _rise(t, 3900, 100)  # TiO takes over in M dwarfs
-    tau += brk * expit((3990.0 - wave) / 8.0) * expit((wave - 3760.0) / 30.0)
+    # The 4000 A break of F-K stars: blueward of 3883 A the CN violet band and a forest of
+    # metal lines depress the continuum far more than the smooth blanketing does (narrow D4000
+    # ~2 in the SDSS K templates, means of real stars, ~1.4 in F; the smooth law alone gave
+    # built-in K dwarfs 1.4-1.7, and a model trained on the SDSS templates took built-in K1
+    # stars for F5-G2). Depth and fade fitted to the SDSS F5-K5 templates in 20 A bins over
+    # 3810-4000 A (tests/test_templates.py checks the break).
+    cn = (0.24 * _rise(t, 7300, 300) + 0.60 * _rise(t, 5500, 200)) * metal**0.5
+    cn *= 1.0 - _rise(t, 3900, 100)  # TiO takes over in M dwarfs
+    # ... ending at ~3740 A: beyond SDSS spectra, and the u-g of real stars (the 1,000 in
+    # ../shared) leaves no room for more absorption in the u band.
+    tau += _band(wave, 3883.0, cn, 225.0, to_red=False) / (1.0 + np.exp((3740.0 - wave) / 15.0))
     # Balmer lines: strongest at A0, broad (pressure-broadened) in hot dwarfs.
     balmer = 1.1 * _bump(t, 9800, 0.09)
     # ... and the F-G tail of the Balmer lines, gone by mid-K (K5 dwarfs show Hbeta ~0).
