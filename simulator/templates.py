@@ -58,15 +58,14 @@ SUBCLASS_TEFF: dict[str, float] = {
 #: Teff (Paschen continuum of A stars is bluer, H- opacity shapes the Sun's), so the continuum
 #: temperature was calibrated once (bisection) so each built-in template's g-r matches the SDSS
 #: stellar locus (Covey et al. 2007; the Sun g-r = 0.44); line strengths still follow Teff.
-#: F-K values re-solved with :func:`red_tilt` in place (same g-r, r-i and i-z on the locus).
-#: K7-M9 fitted with the TiO bands (TIO_WEIGHTS): TiO eats the r band, so the pseudo-continuum
-#: of a real M dwarf is far redder than a Planck curve at its Teff.
+#: F-K values re-solved with :func:`red_tilt` in place (same g-r, r-i and i-z on the locus);
+#: M values fitted with :func:`red_step` to the colours of the SDSS M templates.
 COLOR_TEMPERATURE: dict[str, float] = {
     "O": 33_230, "OB": 24_030, "B6": 19_500, "B9": 18_800, "A0": 18_240, "A0p": 17_850,
     "F2": 9_840, "F5": 8_960, "F9": 8_220, "G0": 8_120, "G2": 8_030, "G5": 7_440,
-    "K1": 6_510, "K3": 5_480, "K5": 4_710, "K7": 3_920,
-    "M0": 3_520, "M0V": 3_470, "M1": 3_160, "M2": 3_000, "M2V": 2_980, "M3": 2_840,
-    "M4": 2_690, "M5": 2_290, "M6": 2_220, "M7": 1_700, "M8": 1_570, "M9": 1_450,
+    "K1": 6_510, "K3": 5_480, "K5": 4_710, "K7": 4_050,
+    "M0": 3_820, "M0V": 3_760, "M1": 3_600, "M2": 3_560, "M2V": 3_530, "M3": 3_560,
+    "M4": 3_560, "M5": 3_380, "M6": 3_380, "M7": 2_770, "M8": 2_670, "M9": 2_600,
     "L0": 2_750, "L1": 2_680, "L2": 2_590, "L3": 2_490, "L4": 2_370, "L5": 2_260,
     "L5.5": 2_200, "L6": 2_150, "L7": 2_040, "L8": 1_950, "L9": 1_880, "T2": 1_810,
     "WD": 44_460, "WDmagnetic": 18_710, "CarbonWD": 8_500,
@@ -151,12 +150,6 @@ def _band(wave: np.ndarray, head: float, depth: float, scale: float, to_red: boo
 
 # Vacuum wavelengths (A); the Balmer series is startrack.lines.BALMER.
 TIO_HEADS = (4762.0, 4955.0, 5168.0, 5449.0, 5848.0, 6160.0, 6653.0, 7056.0, 7591.0, 8434.0)
-#: Relative depth of each TiO band (TIO_HEADS order). With the TiO and CaH strengths and the
-#: K7-M9 continuum temperatures, fitted (least squares) to the SDSS M1-M8 templates, means of
-#: real M dwarfs: their shape in 100 A windows over 4800-9200 A, g-r and r-i, and the TiO5,
-#: CaH2 and CaH3 indices (Reid et al. 1995), K7 held on the real stellar locus. Before, every
-#: band had about the same depth and a built-in M5 had r-i 0.87 where real ones have 1.9.
-TIO_WEIGHTS = (0.56, 0.33, 0.16, 1.64, 1.96, 1.58, 1.14, 1.11, 0.49, 0.66)
 SWAN_HEADS = (4738.0, 5166.0, 5637.0, 6193.0)
 CN_HEADS = (7876.0, 8059.0, 8293.0, 9148.0)
 
@@ -234,10 +227,10 @@ def _optical_depth(
         tau += _line(wave, center, 0.5 * lum * _bump(t, 6000, 0.1) * metal, 1.5)
     tau += _band(wave, 4216.0, 0.35 * lum * _rise(t, 5600, 400) * metal, 60.0, to_red=False)
     # M dwarfs: TiO bands (fade again in L dwarfs as TiO condenses), CaH, CaOH, VO.
-    tio = (1.36 * _rise(t, 3630, 200) + 1.77 * _rise(t, 2780, 97)) * (1.0 - _rise(t, 2250, 120))
-    for k, (head, weight) in enumerate(zip(TIO_HEADS, TIO_WEIGHTS, strict=True)):
-        tau += _band(wave, head, tio * weight, 120.0 + 25.0 * k, to_red=True)
-    cah = 1.87 * _rise(t, 3600, 250) * (1.3 if name.endswith("V") else 1.0) * press**4
+    tio = (0.5 * _rise(t, 3900, 200) + 2.5 * _rise(t, 3100, 300)) * (1.0 - _rise(t, 2250, 120))
+    for k, head in enumerate(TIO_HEADS):
+        tau += _band(wave, head, tio * (0.9 - 0.04 * k), 120.0 + 25.0 * k, to_red=True)
+    cah = 0.6 * _rise(t, 3600, 250) * (1.3 if name.endswith("V") else 1.0) * press**4
     tau += _band(wave, 6385.0, cah, 40.0, to_red=True)
     tau += _band(wave, 6830.0, 0.8 * cah, 120.0, to_red=True)
     tau += _line(wave, 5545.0, 0.4 * _rise(t, 3000, 250), 20.0)  # CaOH
@@ -325,6 +318,21 @@ def red_tilt(wave: np.ndarray, t: float) -> np.ndarray:
     return (np.maximum(wave, RED_TILT_PIVOT) / RED_TILT_PIVOT) ** beta
 
 
+def red_step(wave: np.ndarray, t: float) -> np.ndarray:
+    """Continuum factor of M dwarfs: a step up of up to e^3 across ~7300 A (1 elsewhere).
+
+    TiO eats the r band of a real M dwarf while the i and z bands keep windows, so its flux
+    climbs steeply from 6000 to 7500 A and then levels off: r-i reaches 1.9 at M5 and 3.1 at
+    M8 with g-r still ~1.5. A Planck curve with the TiO bands gave a built-in M5 r-i 0.87.
+    The step and the K7-M9 continuum temperatures were fitted (least squares) to the g-r,
+    r-i and i-z of the SDSS M1-M8 templates, means of real M dwarfs, K7 held on the real
+    locus; the TiO bands themselves were left as they were: refitted to the templates' band
+    indices, they typed the SDSS M dwarfs two subtypes early (README, Generalization).
+    """
+    step = 3.05 * _rise(t, 3030.0, 258.0)
+    return np.exp(step / (1.0 + np.exp((7295.0 - wave) / 300.0)))
+
+
 def colour_temperature(teff: float) -> float:
     """Continuum temperature for any Teff on the sequence (log-log interpolation)."""
     t, c = _colour_temperature_scale()
@@ -357,7 +365,7 @@ def star_flux(
     else:
         cont = planck(wave, colour_temperature(t))
     if name not in _SPECIAL:
-        cont = cont * red_tilt(wave, t)
+        cont = cont * red_tilt(wave, t) * red_step(wave, t)
     flux = cont * np.exp(-tau)
     if name == "Carbon_lines":  # emission lines (Halpha, Hbeta) as in SDSS 'Carbon_lines'
         flux += cont * (_line(wave, 6564.6, 0.8, 2.5) + _line(wave, 4862.7, 0.5, 2.5))
