@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from startrack.labels import spectral_type_of
 from startrack.simulator.line_indices import INDICES, d4000n, equivalent_widths
-from startrack.simulator.templates import builtin_templates, load_templates
+from startrack.simulator.templates import builtin_templates, extend_for_photometry, load_templates
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "shared/sdss/templates/spEigenStar-53724.fits"
 SUBCLASSES = ("A0", "F2", "F5", "F9", "G0", "G2", "K1", "K3", "K5", "K7", "M0", "M2", "M4")
@@ -49,10 +50,9 @@ def indicators(templates, row: int) -> dict[str, float]:
 def builtin_scale(step: float = 0.25):
     """(MK type numbers, indicators per type) for built-in dwarfs on a fine type grid between
     A0 and K7 (each at the Teff interpolated between its neighbouring subclasses)."""
-    from startrack.labels import spectral_type_of
     from startrack.simulator.templates import SUBCLASS_TEFF, WIDE_LOGLAM, TemplateSet, star_flux
 
-    names = [n for n in ("A0", "F2", "F5", "F9", "G0", "G2", "G5", "K1", "K3", "K5", "K7")]
+    names = ["A0", "F2", "F5", "F9", "G0", "G2", "G5", "K1", "K3", "K5", "K7"]
     types = np.array([spectral_type_of(n) for n in names])
     log_teff = np.log10([SUBCLASS_TEFF[n] for n in names])
     grid = np.arange(types[0], types[-1] + 1e-9, step)
@@ -99,9 +99,6 @@ def main() -> int:
         "\ntype number (A0 = 20, F0 = 30, G0 = 40, K0 = 50) of the built-in dwarf it matches"
         "\nbest, by each indicator alone and by all of them"
     )
-    from startrack.labels import spectral_type_of
-    from startrack.simulator.templates import extend_for_photometry
-
     grid, scale = builtin_scale()
     wide = extend_for_photometry(sdss)  # g begins at 3630 A, the templates at 3784 A
     print("SDSS name  its type " + " ".join(f"{k:>7s}" for k in (*SCALE_INDICATORS, "all")))

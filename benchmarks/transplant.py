@@ -39,7 +39,8 @@ def on_grid(templates, name: str) -> np.ndarray:
 
 
 def continuum(flux: np.ndarray) -> np.ndarray:
-    """A smooth upper-envelope-free continuum: running median, then a running mean."""
+    """The smooth shape of a spectrum (running median, then running mean): dividing by it
+    keeps the lines and drops the slope."""
     filled = np.where(np.isfinite(flux), flux, np.nanmedian(flux))
     return uniform_filter1d(median_filter(filled, 151), 101)
 
