@@ -319,7 +319,7 @@ def red_tilt(wave: np.ndarray, t: float) -> np.ndarray:
 
 
 def red_step(wave: np.ndarray, t: float) -> np.ndarray:
-    """Continuum factor of M dwarfs: a step up of up to e^3 across ~7300 A (1 elsewhere).
+    """Continuum factor of M dwarfs: a step up of up to e^3 across ~7300 A.
 
     TiO eats the r band of a real M dwarf while the i and z bands keep windows, so its flux
     climbs steeply from 6000 to 7500 A and then levels off: r-i reaches 1.9 at M5 and 3.1 at
@@ -365,7 +365,9 @@ def star_flux(
     else:
         cont = planck(wave, colour_temperature(t))
     if name not in _SPECIAL:
-        cont = cont * red_tilt(wave, t) * red_step(wave, t)
+        cont = cont * red_tilt(wave, t)
+    if name.startswith("M"):  # fitted to M dwarfs; L dwarfs keep their own recipe
+        cont = cont * red_step(wave, t)
     flux = cont * np.exp(-tau)
     if name == "Carbon_lines":  # emission lines (Halpha, Hbeta) as in SDSS 'Carbon_lines'
         flux += cont * (_line(wave, 6564.6, 0.8, 2.5) + _line(wave, 4862.7, 0.5, 2.5))
