@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 from bench_ml import TEMPLATES
-from scipy.ndimage import median_filter, uniform_filter1d
 
 SUBCLASSES = ("F2", "F5", "G2", "K1", "K3", "M0", "M2")
 #: Where both families have flux (the SDSS templates cover 3784-9270 A).
@@ -39,10 +38,16 @@ def on_grid(templates, name: str) -> np.ndarray:
 
 
 def continuum(flux: np.ndarray) -> np.ndarray:
-    """The smooth shape of a spectrum (running median, then running mean): dividing by it
-    keeps the lines and drops the slope."""
-    filled = np.where(np.isfinite(flux), flux, np.nanmedian(flux))
-    return uniform_filter1d(median_filter(filled, 151), 101)
+    """The smooth shape of a spectrum, as the network's continuum channel computes it
+    (``ml.continuum.smooth_continuum``): dividing by it keeps the lines, drops the slope."""
+    import torch
+
+    from startrack.ml.continuum import smooth_continuum
+
+    good = np.isfinite(flux)
+    f = torch.as_tensor(np.where(good, flux, 0.0), dtype=torch.float32)[None]
+    cont = smooth_continuum(f, torch.as_tensor(~good)[None])[0].numpy().astype(np.float64)
+    return np.where(good, cont, np.nan)
 
 
 def variants(probe: np.ndarray, donor: np.ndarray) -> dict[str, np.ndarray]:
