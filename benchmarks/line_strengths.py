@@ -13,11 +13,15 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from startrack.labels import spectral_type_of
 from startrack.simulator.line_indices import INDICES, d4000n, equivalent_widths
 from startrack.simulator.templates import builtin_templates, extend_for_photometry, load_templates
+from startrack.simulator.type_scale import (
+    SCALE_INDICATORS,
+    indicators,
+    place_on_scale,
+    resample_onto_names,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "shared/sdss/templates/spEigenStar-53724.fits"
 SUBCLASSES = ("A0", "F2", "F5", "F9", "G0", "G2", "K1", "K3", "K5", "K7", "M0", "M2", "M4")
@@ -26,53 +30,6 @@ SUBCLASSES = ("A0", "F2", "F5", "F9", "G0", "G2", "K1", "K3", "K5", "K7", "M0", 
 def _digits(columns: tuple[str, ...]):
     """(column, decimals): equivalent widths to 0.1 A, the break (a ratio) to 0.01."""
     return [(k, 2 if k == "D4000n" else 1) for k in columns]
-
-
-#: Indicators that place a spectrum on the type scale, and the difference that counts as one
-#: unit of mismatch (roughly one subtype for F-K dwarfs).
-SCALE_INDICATORS = {"g-r": 0.05, "H beta": 0.4, "G band": 0.6, "Mg b": 0.5, "D4000n": 0.08}
-
-
-def indicators(templates, row: int) -> dict[str, float]:
-    """g-r and the type-sensitive indices of one spectrum on the wide lattice."""
-    from startrack.simulator.photometry import ab_magnitudes
-
-    w, f = templates.wavelength, templates.flux[row]
-    ew = equivalent_widths(w, f)
-    mags = ab_magnitudes(templates.loglam, f[None])[0]
-    return {
-        "g-r": float(mags[1] - mags[2]),
-        **{k: ew[k] for k in ("H beta", "G band", "Mg b")},
-        "D4000n": d4000n(w, f),
-    }
-
-
-def builtin_scale(step: float = 0.25):
-    """(MK type numbers, indicators per type) for built-in dwarfs on a fine type grid between
-    A0 and K7 (each at the Teff interpolated between its neighbouring subclasses)."""
-    from startrack.simulator.templates import SUBCLASS_TEFF, WIDE_LOGLAM, TemplateSet, star_flux
-
-    names = ["A0", "F2", "F5", "F9", "G0", "G2", "G5", "K1", "K3", "K5", "K7"]
-    types = np.array([spectral_type_of(n) for n in names])
-    log_teff = np.log10([SUBCLASS_TEFF[n] for n in names])
-    grid = np.arange(types[0], types[-1] + 1e-9, step)
-    wave = 10.0**WIDE_LOGLAM
-    rows = []
-    for t in grid:
-        name = names[int(np.argmin(np.abs(types - t)))]
-        rows.append(star_flux(name, wave, teff=10.0 ** np.interp(t, types, log_teff)))
-    ts = TemplateSet(tuple(f"{t:g}" for t in grid), WIDE_LOGLAM.copy(), np.vstack(rows))
-    return grid, [indicators(ts, i) for i in range(len(grid))]
-
-
-def place_on_scale(target: dict, grid: np.ndarray, scale: list[dict]) -> dict[str, float]:
-    """The built-in type each indicator alone, and all together, say a spectrum is."""
-    out = {}
-    for key, unit in SCALE_INDICATORS.items():
-        out[key] = float(grid[np.argmin([abs(s[key] - target[key]) / unit for s in scale])])
-    cost = [sum(((s[k] - target[k]) / u) ** 2 for k, u in SCALE_INDICATORS.items()) for s in scale]
-    out["all"] = float(grid[int(np.argmin(cost))])
-    return out
 
 
 def main() -> int:
@@ -97,15 +54,21 @@ def main() -> int:
     print(
         "\nWhere each SDSS template sits on the built-in (MK-calibrated) type scale: the MK"
         "\ntype number (A0 = 20, F0 = 30, G0 = 40, K0 = 50) of the built-in dwarf it matches"
-        "\nbest, by each indicator alone and by all of them"
+        "\nbest, by each indicator alone and by all of them; 'simulated': the spectrum a"
+        "\nsurvey renders for that name (--template-types measured, simulator/type_scale.py)"
     )
-    grid, scale = builtin_scale()
     wide = extend_for_photometry(sdss)  # g begins at 3630 A, the templates at 3784 A
-    print("SDSS name  its type " + " ".join(f"{k:>7s}" for k in (*SCALE_INDICATORS, "all")))
+    print(
+        "SDSS name  its type "
+        + " ".join(f"{k:>7s}" for k in (*SCALE_INDICATORS, "all", "simulated"))
+    )
+    rendered = resample_onto_names(wide.loglam, wide.flux, wide.names)
     for name in ("A0", "F2", "F5", "F9", "G0", "G2", "G5", "K1", "K3", "K5", "K7"):
-        placed = place_on_scale(indicators(wide, wide.index_of(name)), grid, scale)
+        row = wide.index_of(name)
+        placed = place_on_scale(indicators(wide.loglam, wide.flux[row]))
+        placed["simulated"] = place_on_scale(indicators(wide.loglam, rendered[row]))["all"]
         table.setdefault(name, {})["builtin_scale"] = placed
-        cells = " ".join(f"{placed[k]:7.1f}" for k in (*SCALE_INDICATORS, "all"))
+        cells = " ".join(f"{placed[k]:7.1f}" for k in columns)
         print(f"{name:9s} {spectral_type_of(name):9.0f} {cells}")
     if args.out:
         args.out.write_text(json.dumps(table, indent=1))

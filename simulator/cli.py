@@ -11,6 +11,7 @@ from startrack.config import DEFAULT_SURVEY
 from startrack.errors import UsageError
 from startrack.executors import add_scheduler_argument, resolve_scheduler
 from startrack.simulator.simulate import simulate_survey
+from startrack.simulator.type_scale import TEMPLATE_TYPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="template families: 'builtin' (default) and/or template files such as the real "
         "SDSS spEigenStar-53724.fits, comma-separated; each star is drawn from one family "
         "that has its subclass (e.g. builtin,spEigenStar-53724.fits)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--template-types", choices=TEMPLATE_TYPES, default="measured",
+        help="what a template file's F-K spectra stand for: 'measured' (default) renders each "
+        "F-K subclass from the file's spectra at that subclass's MK type, placed by their "
+        "g-r, H beta, G band, Mg b and 4000 A break (the SDSS file's 'F2' shows an F7, its "
+        "'G5' a K2); 'names' takes the file's names as they are (the SDSS pipeline's scale)",
     )  # fmt: skip
     parser.add_argument(
         "--exact-templates", action="store_true",
@@ -74,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             bad_files=args.with_bad_files,
             variety=not args.exact_templates,
             scheduler=resolve_scheduler(args.scheduler),
+            template_types=args.template_types,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None

@@ -52,6 +52,7 @@ from startrack.simulator.templates import (
     star_flux,
     teff_range,
 )
+from startrack.simulator.type_scale import TEMPLATE_TYPES, resample_onto_names
 from startrack.star_id import spec_file_name
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 5
+SIMULATOR_VERSION = 6
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -287,15 +288,28 @@ class _AnyFamily:
         return next((i for i in found if i is not None), None)
 
 
-@lru_cache(maxsize=4)
-def _wide_templates(templates_path: str | None) -> TemplateSet:
-    return extend_for_photometry(load_templates(Path(templates_path) if templates_path else None))
+def check_template_types(template_types: str) -> str:
+    if template_types not in TEMPLATE_TYPES:
+        raise ValueError(
+            f"--template-types must be one of {', '.join(TEMPLATE_TYPES)}, got {template_types!r}"
+        )
+    return template_types
 
 
 @lru_cache(maxsize=4)
-def colour_table(templates_path: str | None) -> np.ndarray:
+def _wide_templates(templates_path: str | None, template_types: str = "measured") -> TemplateSet:
+    """A family on the wide lattice; a file's F-K spectra at the MK types of their names
+    (``type_scale``) unless ``template_types`` is 'names'."""
+    ts = extend_for_photometry(load_templates(Path(templates_path) if templates_path else None))
+    if templates_path is None or check_template_types(template_types) == "names":
+        return ts
+    return TemplateSet(ts.names, ts.loglam, resample_onto_names(ts.loglam, ts.flux, ts.names))
+
+
+@lru_cache(maxsize=4)
+def colour_table(templates_path: str | None, template_types: str = "measured") -> np.ndarray:
     """AB mag minus r (ntemplates, len(EBV_GRID), 5) for each template and E(B-V)."""
-    ts = _wide_templates(templates_path)
+    ts = _wide_templates(templates_path, template_types)
     ext = 10.0 ** (-0.4 * extinction_magnitudes(ts.wavelength, EBV_GRID))  # (nebv, npix)
     maggies = (ts.flux[:, None, :] * ext[None, :, :]) @ weights_for_loglam(ts.loglam)
     mags = -2.5 * np.log10(np.clip(maggies, 1e-300, None))
@@ -308,18 +322,20 @@ def plan_survey(
     seed: int,
     templates: Path | None = None,
     labels_from: Path | None = None,
+    template_types: str = "measured",
 ) -> tuple[pd.DataFrame, int]:
     """Every star's parameters (vectorized), and how many label rows were skipped.
 
-    Columns: the catalog identifiers plus template_row, r_true, ebv, z_true, snr_target,
-    has_spectrum. Spectroscopic stars are the first rows chosen at random.
+    Columns: the catalog identifiers plus family, template_types, template_row, r_true, ebv,
+    z_true, snr_target, has_spectrum. Spectroscopic stars are the first rows chosen at random.
     """
+    check_template_types(template_types)
     if n_stars < 1:
         raise ValueError("--stars must be at least 1")
     if not 0 <= n_spectra <= n_stars:
         raise ValueError(f"--spectra must be between 0 and --stars ({n_stars}), got {n_spectra}")
     families = template_families(templates)
-    sets = [_wide_templates(key) for key in families]
+    sets = [_wide_templates(key, template_types) for key in families]
     ts = _AnyFamily(tuple(sets))
     rng = np.random.default_rng(np.random.SeedSequence([seed]))
     if labels_from is not None:
@@ -337,6 +353,7 @@ def plan_survey(
         for k in has:
             row[at[fam[at] == k]] = sets[k].index_of(name)
     stars["family"] = [families[k] or BUILTIN for k in fam]
+    stars["template_types"] = template_types
     stars["template_row"] = row
     stars["specObjID"] = specobjid(stars.plate, stars.mjd, stars.fiberID)
 
@@ -378,7 +395,7 @@ def _catalog_photometry(stars: pd.DataFrame, seed: int) -> pd.DataFrame:
     colours = np.zeros((len(stars), 5))
     family = stars["family"].to_numpy()
     for key in np.unique(family):
-        table = colour_table(None if key == BUILTIN else key)
+        table = colour_table(None if key == BUILTIN else key, stars["template_types"].iat[0])
         at = family == key
         c0, c1 = table[rows[at], i0[at]], table[rows[at], i0[at] + 1]
         colours[at] = c0 * (1 - w[at]) + c1 * w[at]
@@ -488,8 +505,8 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.nda
 
 
 @lru_cache(maxsize=4)
-def _context(templates_path: str | None) -> _Context:
-    ts = _wide_templates(templates_path)
+def _context(templates_path: str | None, template_types: str = "measured") -> _Context:
+    ts = _wide_templates(templates_path, template_types)
     wave = ts.wavelength
     sky_lines = np.zeros_like(wave)
     for air, peak in _SKY_LINES_AIR:
@@ -616,7 +633,7 @@ def _extend(calib: np.ndarray, start: int, npix: int) -> np.ndarray:
 
 def _star_context(star: dict, templates_path: str | None) -> _Context:
     family = star.get("family", templates_path or BUILTIN)
-    return _context(None if family == BUILTIN else family)
+    return _context(None if family == BUILTIN else family, star.get("template_types", "measured"))
 
 
 def render_chunk(
@@ -688,12 +705,16 @@ def simulate_survey(
     bad_files: int = 0,
     variety: bool = True,
     scheduler: str | None = None,
+    template_types: str = "measured",
 ) -> SimulationSummary:
     """Write a simulated survey (catalog.csv + spectra/) into `out_dir`.
 
     ``variety`` (the default) makes every star its own: a type between the templates, a
     luminosity class and metallicity, rotation and resolution (``star_template``); False
     renders each star from its subclass template exactly (an oracle's survey, for tests).
+    ``template_types``: 'measured' renders a template file's F-K subclasses at their MK types
+    (``type_scale``: the SDSS names are 4-7 subtypes off MK for F2-G5); 'names' takes the
+    file's names as they are.
     ``scheduler``: render on a Dask cluster (startrack.executors); `out_dir` must be shared.
     """
     t0 = time.perf_counter()
@@ -705,7 +726,7 @@ def simulate_survey(
     families = template_families(templates)
     templates_path = families[0]
 
-    stars, skipped = plan_survey(n_stars, n_spectra, seed, families, labels_from)
+    stars, skipped = plan_survey(n_stars, n_spectra, seed, families, labels_from, template_types)
     stars = stars.join(_catalog_photometry(stars, seed))
     stars["variety"] = bool(variety)
     stars["snMedian"] = stars["snr_target"]
@@ -715,7 +736,7 @@ def simulate_survey(
     columns = [
         "index", "plate", "mjd", "fiberID", "specObjID", "ra", "dec", "subClass", "z", "zErr",
         "z_true", "r_true", "ebv", "snr_target", "template_row", "elodie_sptype", "family",
-        "variety",
+        "template_types", "variety",
     ]  # fmt: skip
     records = spec_rows[columns].to_dict("records")
     chunk = max(8, min(100, math.ceil(len(records) / (4 * max(1, workers)))))
@@ -728,7 +749,7 @@ def simulate_survey(
             progress.update(len(part))
     else:
         for key in families:
-            _context(key)  # build once; forked workers inherit it
+            _context(key, template_types)  # build once; forked workers inherit it
         with open_executor(scheduler, workers, mp_context="fork") as pool:
             pool.require_shared(spectra_dir)
             futures = [

@@ -1,0 +1,83 @@
+"""A template file's spectra are placed on the MK scale by what they show, not by their names
+(simulator/type_scale.py): the SDSS pipeline's 'F2' template shows an F7, its 'G5' a K2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import REAL_TEMPLATES, need_shared
+
+from startrack.labels import spectral_type_of
+from startrack.simulator import simulate
+from startrack.simulator.templates import builtin_templates, extend_for_photometry, load_templates
+from startrack.simulator.type_scale import (
+    indicators,
+    measured_types,
+    place_on_scale,
+    resample_onto_names,
+)
+
+FK = ("F2", "F5", "F9", "G0", "G2", "G5", "K1", "K3", "K5")
+
+
+def _placed(loglam: np.ndarray, flux_row: np.ndarray) -> float:
+    return place_on_scale(indicators(loglam, flux_row))["all"]
+
+
+def _file_from_builtin():
+    """A 'template file' of built-in dwarfs (names, log-lambda, flux)."""
+    bt = builtin_templates()
+    names = ("A0", "F2", "F5", "F9", "G0", "G5", "K1", "K3", "K5", "K7", "M0")
+    return names, bt.loglam, bt.flux[[bt.index_of(n) for n in names]].copy()
+
+
+def test_correctly_named_spectra_are_placed_at_their_names_and_left_alone() -> None:
+    names, loglam, flux = _file_from_builtin()
+    placed = measured_types(loglam, flux, names)
+    for name, t in zip(names, placed, strict=True):
+        assert abs(t - spectral_type_of(name)) <= 1.0, (name, t)
+    out = resample_onto_names(loglam, flux, names)
+    for row, name in enumerate(names):
+        ratio = np.log(out[row] / flux[row])
+        assert np.std(ratio) < 0.05, name  # the same spectrum (up to scale)
+
+
+def test_a_spectrum_filed_under_the_wrong_name_is_found_and_the_name_gets_its_own_type() -> None:
+    # the file's 'G5' is really a K1 dwarf (as the SDSS file's G5 is a K2): the survey's G5
+    # stars must look like G5 stars, not like K1 stars
+    names, loglam, flux = _file_from_builtin()
+    g5, k1 = names.index("G5"), names.index("K1")
+    flux[g5] = flux[k1]
+    placed = measured_types(loglam, flux, names)
+    assert placed[g5] >= 50.0
+    out = resample_onto_names(loglam, flux, names)
+    assert abs(_placed(loglam, out[g5]) - 45.0) <= 1.5
+    assert abs(_placed(loglam, out[k1]) - 51.0) <= 1.0
+    for name in ("A0", "M0"):  # outside F-K: the file's own spectrum
+        np.testing.assert_array_equal(out[names.index(name)], flux[names.index(name)])
+
+
+def test_real_sdss_templates_are_off_mk_where_the_readme_says_and_rendered_on_it() -> None:
+    ts = extend_for_photometry(load_templates(need_shared(REAL_TEMPLATES)))
+    placed = dict(zip(ts.names, measured_types(ts.loglam, ts.flux, ts.names), strict=True))
+    assert placed["F2"] >= 35.5  # an F7, not an F2
+    assert placed["G2"] <= 39.0  # hotter than a G0
+    assert placed["G5"] >= 50.0  # a K dwarf
+    out = resample_onto_names(ts.loglam, ts.flux, ts.names)
+    for name in FK:
+        t = _placed(ts.loglam, out[ts.index_of(name)])
+        assert abs(t - spectral_type_of(name)) <= 1.5, (name, t)
+    for name in ("A0", "M2", "WD", "Carbon", "L0"):
+        row = ts.index_of(name)
+        np.testing.assert_array_equal(out[row], ts.flux[row])
+
+
+def test_names_option_keeps_the_file_and_a_bad_choice_is_refused() -> None:
+    tpl = str(need_shared(REAL_TEMPLATES).resolve())
+    named = simulate._wide_templates(tpl, "names")
+    measured = simulate._wide_templates(tpl, "measured")
+    g5 = named.index_of("G5")
+    assert _placed(named.loglam, named.flux[g5]) >= 50.0
+    assert abs(_placed(measured.loglam, measured.flux[g5]) - 45.0) <= 1.5
+    with pytest.raises(ValueError, match="--template-types must be one of measured, names"):
+        simulate.plan_survey(10, 1, 1, tpl, template_types="mk")
