@@ -16,7 +16,9 @@ of the same survey proves little. This benchmark measures transfer instead:
 
 Per head: median |type error| in subtypes, within 2.5 and within 5 subtypes (the real-star
 goals: <= 1.5, >= 0.75, >= 0.97), accuracy and within one, from the predicted label's MK
-number and from the continuous type. Only MK stars count in the type metrics.
+number and from the continuous type. Only MK stars count in the type metrics. ``own_type``:
+the same against each star's own type (its ELODIE_SPTYPE: the type the simulator drew for it,
+between the templates, +- 1 subtype), as a library star's MK type would be.
 
 Usage: python benchmarks/bench_transfer.py [--stars 20000] [--spectra 4000]
        [--time-budget 300] [--workdir bench-transfer] [--out transfer.json]
@@ -168,6 +170,9 @@ def evaluate(model, meta: dict, data, rows: np.ndarray, condition: str = "native
     preds = predict_arrays(model, meta, stars, spectra)
     truth = stars["label"].to_numpy(object)
     t_true = label_types(truth)
+    # the star's own type (ELODIE_SPTYPE: the simulator writes the type it drew, +- 1)
+    own = stars.get("elodie_sptype")
+    own_t = None if own is None else np.where(np.isfinite(t_true), label_types(own), np.nan)
     out = {}
     for head in HEADS:
         p = preds[head]
@@ -178,6 +183,11 @@ def evaluate(model, meta: dict, data, rows: np.ndarray, condition: str = "native
             # the class nearest the posterior mean type (a decision rule for type error)
             "nearest_to_mean": type_metrics(t_true, nearest_class_type(p.spectral_type, meta)),
         }
+        if own_t is not None:  # against each star's own type, as a library star's MK type
+            out[head]["own_type"] = {
+                "label": type_metrics(own_t, label_types(p.label)),
+                "continuous": type_metrics(own_t, p.spectral_type),
+            }
     flags = [f for fl in preds["fusion"].flags for f in fl]
     out["condition"] = condition
     out["fusion_by_label"] = by_label(truth, t_true, preds["fusion"].label, stars["snr"])

@@ -82,6 +82,7 @@ STAR_COLUMNS = (
     *MAG_COLUMNS,
     *MAGERR_COLUMNS,
     "has_spectrum",
+    "elodie_sptype",  # the star's own MK type, for the training targets (ml.targets)
 )
 SPECTRUM_COLUMNS = ("star_id", "flux", "ivar", "mask", "norm")
 DEFAULT_MAX_SPECTRA = 60_000  # ~2.5 GB

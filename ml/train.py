@@ -53,6 +53,7 @@ from startrack.ml.features import (
 from startrack.ml.inference import Spectra, batched_logits, spectrum_profiles
 from startrack.ml.model import HEADS, ModelConfig, StarClassifier
 from startrack.ml.quality import OOD_QUANTILE, OutlierModel
+from startrack.ml.targets import class_types, star_targets, star_types
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class TrainConfig:
     #: Share of an MK star's target spread over nearby types (Gaussian, type_sigma subtypes).
     type_smoothing: float = 0.3
     type_sigma: float = 2.0
+    #: Target each star at its own MK type where the warehouse has one (ELODIE_SPTYPE),
+    #: split between the subclasses around it (ml.targets), not at its label's type.
+    own_types: bool = True
     #: Spectrum stars are drawn with probability ~ count(class)^-sample_power (with
     #: replacement): rare classes are seen often, with fresh augmentations each time.
     sample_power: float = 0.5
@@ -110,29 +114,6 @@ def class_set(labels: pd.Series, min_count: int) -> list[str]:
     counts = labels.dropna().value_counts()
     keep = [lab for lab, c in counts.items() if c >= min_count]
     return sorted(keep, key=sort_key)
-
-
-def type_targets(classes: list[str], share: float, sigma: float) -> torch.Tensor:
-    """(K, K) soft targets: for an MK class, ``share`` of the target spread over MK classes
-    by a Gaussian in spectral type (``sigma`` subtypes); other classes stay one-hot.
-
-    Neighbouring subtypes are less wrong than distant ones, and real stars sit between the
-    classes: the loss says so, which keeps misses near the truth and gives a posterior whose
-    mean is a meaningful continuous type (quality.continuous_type)."""
-    k = len(classes)
-    out = torch.eye(k)
-    spectral = [normalize_subclass(c).spectral_type for c in classes]
-    types = torch.tensor([float("nan") if t is None else t for t in spectral])
-    mk = torch.isfinite(types)
-    if share <= 0 or sigma <= 0 or int(mk.sum()) < 2:
-        return out
-    t = types[mk]
-    kernel = torch.exp(-0.5 * ((t[:, None] - t[None, :]) / sigma) ** 2)
-    kernel = kernel / kernel.sum(1, keepdim=True)
-    rows = torch.nonzero(mk).flatten()
-    block = (1 - share) * torch.eye(len(rows)) + share * kernel
-    out[rows[:, None], rows[None, :]] = block
-    return out
 
 
 def neighbour_matrix(classes: list[str]) -> torch.Tensor:
@@ -403,7 +384,8 @@ def train_model(
         _class_weights(spec_counts, cfg.spec_weight_power),
         neighbour_matrix(classes),
         mk_class,
-        type_targets(classes, cfg.type_smoothing, cfg.type_sigma),
+        torch.as_tensor(class_types(classes)),
+        torch.as_tensor(_own_types(data, y, classes, cfg)),
         gen,
         cfg,
     )
@@ -461,6 +443,18 @@ def train_model(
         outliers, time.monotonic() - t_start,
     )  # fmt: skip
     return TrainResult(model, meta, history)
+
+
+def _own_types(data: TrainingData, y: np.ndarray, classes: list[str], cfg: TrainConfig):
+    """Each star's MK type for its target: ELODIE's where there is one and cfg.own_types."""
+    own = data.stars.get("elodie_sptype") if cfg.own_types else None
+    t = star_types(y, own, classes)
+    if own is not None:
+        log.info(
+            "targets at the stars' own (ELODIE) types for %d stars",
+            int((np.isfinite(t) & (t != class_types(classes)[np.clip(y, 0, None)])).sum()),
+        )
+    return t
 
 
 def _fit_outliers(
@@ -522,7 +516,8 @@ class _Batches:
     spec_weights: torch.Tensor  #: per class, stars with a spectrum
     neighbours: torch.Tensor
     mk_class: torch.Tensor
-    soft_targets: torch.Tensor  #: (K, K) training target per true class (type_targets)
+    class_types: torch.Tensor  #: (K,) MK number per class, NaN off MK
+    star_types: torch.Tensor  #: (n,) each star's MK type for its target (ml.targets)
     gen: torch.Generator
     cfg: TrainConfig
 
@@ -535,7 +530,7 @@ def _train_step(model: StarClassifier, idx: np.ndarray, b: _Batches) -> dict[str
     raw = torch.from_numpy(b.raw[idx])
     magerr = torch.from_numpy(b.magerr[idx])
     yb = torch.from_numpy(b.y[idx])
-    targets = b.soft_targets[yb]
+    targets = star_targets(yb, b.star_types[idx], b.class_types, cfg.type_smoothing, cfg.type_sigma)
     ebv = torch.zeros(len(idx))
     x = None
     if bool(has.any()):

@@ -51,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"0 turns them off (default {ModelConfig.line_indices}; see README, The model)",
     )
     parser.add_argument(
+        "--label-types-only",
+        action="store_true",
+        help="target every star at its subclass's type; by default a star with an ELODIE "
+        "type (ELODIE_SPTYPE) is targeted at its own type between the subclasses, so the "
+        "continuous type learns where between them a star sits (README, The model)",
+    )
+    parser.add_argument(
         "--min-class-count",
         type=positive_int,
         default=d.min_class_count,
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget,
         min_epochs=max(0, args.min_epochs),
         model_options={} if args.line_indices is None else {"line_indices": args.line_indices},
+        own_types=not args.label_types_only,
     )
     t0 = time.perf_counter()
     meta = train_and_publish(

@@ -49,6 +49,7 @@ from startrack.simulator.templates import (
     absorption_change,
     extend_for_photometry,
     load_templates,
+    spectral_type_at,
     star_flux,
     teff_range,
 )
@@ -147,12 +148,25 @@ def snr_for_mag(r: np.ndarray) -> np.ndarray:
     return 5.0 * 10.0 ** (-0.2 * (np.asarray(r) - 20.0))
 
 
+#: ELODIE_SPTYPE is the MK type of the best-matching ELODIE library star: good to about this
+#: many subtypes (sigma), in whole subtypes.
+ELODIE_SIGMA = 1.0
+
+
+def elodie_name(spectral_type: float, logg: float) -> str:
+    """An ELODIE-style MK type ('G8III') for a type number and log g."""
+    value = int(np.clip(np.rint(spectral_type), 0, 69))
+    lum = "V" if logg > 4.15 else "IV" if logg > 3.15 else "III" if logg > 1.85 else "Ib"
+    return f"{MK_LETTERS[value // 10]}{value % 10}{lum}"
+
+
 def _elodie_sptype(rng: np.random.Generator, subclasses: np.ndarray) -> np.ndarray:
-    """A plausible ELODIE best-match type: the MK type give or take ~1.5 subtypes."""
+    """A plausible ELODIE best-match type for a star at its subclass's type (photometry-only
+    stars are rendered at it; a spectrum's own draw replaces this, ``render_spectrum``)."""
     names, inverse = np.unique(subclasses.astype(str), return_inverse=True)
     types = np.array([normalize_subclass(s).spectral_type or np.nan for s in names])[inverse]
     mk = np.isfinite(types)
-    jitter = np.rint(rng.normal(0.0, 1.5, types.size))
+    jitter = np.rint(rng.normal(0.0, ELODIE_SIGMA, types.size))
     value = np.clip(np.floor(np.nan_to_num(types)) + jitter, 0, 69).astype(int)
     lum = rng.choice(np.array(["V", "IV", "III", ""]), size=types.size, p=[0.55, 0.15, 0.1, 0.2])
     letters = np.array(list(MK_LETTERS))[value // 10]
@@ -463,7 +477,16 @@ def _gravity_metallicity(rng: np.random.Generator) -> tuple[float, float]:
     return logg, float(np.clip(rng.normal(mean[k], sigma[k]), -2.5, 0.5))
 
 
-def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.ndarray:
+@dataclass(frozen=True)
+class StarDraw:
+    """One star's own rest-frame spectrum, and the type and gravity it was drawn at."""
+
+    flux: np.ndarray
+    spectral_type: float | None  # MK number between the templates; None outside MK
+    logg: float
+
+
+def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> StarDraw:
     """This star's own rest-frame spectrum on the wide lattice: the sky is a continuum.
 
     Built-in family: a Teff anywhere in the interval the SDSS fit would call its subclass, a
@@ -478,21 +501,24 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.nda
     ts = ctx.templates
     row = int(star["template_row"])
     name = ts.names[row]
-    hot = normalize_subclass(name).spectral_type is not None and (
-        normalize_subclass(name).spectral_type < 30
-    )
+    sptype = normalize_subclass(name).spectral_type
+    hot = sptype is not None and sptype < 30
     if ctx.builtin:
         lo, hi = teff_range(name, ts.names)
         teff = 10.0 ** rng.uniform(math.log10(lo), math.log10(hi))
         logg, feh = _gravity_metallicity(rng)
         flux = star_flux(name, ts.wavelength, teff, logg, feh)
+        if sptype is not None:
+            sptype = spectral_type_at(teff, ts.names)
     else:
         flux = np.clip(ts.flux[row], 1e-30, None)
         near = ctx.neighbours[row]
         if near:
-            other = np.clip(ts.flux[near[int(rng.integers(len(near)))]], 1e-30, None)
+            pick = near[int(rng.integers(len(near)))]
+            other = np.clip(ts.flux[pick], 1e-30, None)
             w = rng.uniform(0.0, 0.5)
             flux = np.exp((1.0 - w) * np.log(flux) + w * np.log(other))
+            sptype += w * (normalize_subclass(ts.names[pick]).spectral_type - sptype)
         continuum = gaussian_filter1d(maximum_filter1d(flux, 101), 40.0)
         depth_scale = np.exp(
             np.polynomial.legendre.legval(np.linspace(-1, 1, flux.size), rng.normal(0, 0.2, 3))
@@ -501,7 +527,7 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> np.nda
         logg, feh = _gravity_metallicity(rng)
         flux = flux * absorption_change(name, ts.wavelength, logg, feh, TEMPLATE_FILE_FEH)
     blur = rng.uniform(0.0, 1.0) + (rng.uniform(0.0, 2.5) if hot else 0.0)
-    return gaussian_filter1d(flux, blur) if blur > 0.05 else flux
+    return StarDraw(gaussian_filter1d(flux, blur) if blur > 0.05 else flux, sptype, logg)
 
 
 @lru_cache(maxsize=4)
@@ -534,6 +560,7 @@ class RenderedStar:
     psf_mag: np.ndarray  # (5,)
     psf_mag_err: np.ndarray  # (5,)
     sn_median: float
+    elodie_sptype: str
 
 
 def render_spectrum(
@@ -542,9 +569,12 @@ def render_spectrum(
     """One star's COADD table, SPECOBJ row and photometry (a pure function of its inputs)."""
     rng = _star_rng(seed, int(star["index"]))
     ts = ctx.templates
-    template = star_template(star, rng, ctx) if star.get("variety", False) else None
-    if template is None:
-        template = ts.flux[int(star["template_row"])]
+    template, elodie = ts.flux[int(star["template_row"])], str(star["elodie_sptype"])
+    if star.get("variety", False):
+        draw = star_template(star, rng, ctx)
+        template = draw.flux
+        if draw.spectral_type is not None:  # ELODIE sees the star, not its subclass
+            elodie = elodie_name(draw.spectral_type + rng.normal(0, ELODIE_SIGMA), draw.logg)
     shift = math.log10(1.0 + float(star["z_true"]))
     rest = np.interp(ts.loglam - shift, ts.loglam, template)  # observed frame
     reddened = rest * 10.0 ** (-0.4 * float(star["ebv"]) * ctx.ext_per_ebv)
@@ -615,11 +645,11 @@ def render_spectrum(
         sn_median_all=sn,
         sn_median=tuple(sn_band),
         spectroflux=tuple(float(v) for v in spectroflux),
-        elodie_sptype=str(star["elodie_sptype"]),
+        elodie_sptype=elodie,
         wavemin=float(wave[0]),
         wavemax=float(wave[-1]),
     )
-    return coadd, obj, RenderedStar(int(star["index"]), psf_mag, err, sn)
+    return coadd, obj, RenderedStar(int(star["index"]), psf_mag, err, sn, elodie)
 
 
 def _extend(calib: np.ndarray, start: int, npix: int) -> np.ndarray:
@@ -769,6 +799,7 @@ def simulate_survey(
             stars.loc[where, f"psfMag_{band}"] = mags[:, j]
             stars.loc[where, f"psfMagErr_{band}"] = errs[:, j]
         stars.loc[where, "snMedian"] = [res.sn_median for res in results]
+        stars.loc[where, "elodie_sptype"] = [res.elodie_sptype for res in results]
 
     n_bad = _write_bad_files(stars, bad_files, seed, spectra_dir, templates_path)
     catalog_path = out_dir / CATALOG_NAME

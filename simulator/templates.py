@@ -414,6 +414,21 @@ def teff_range(name: str, names: tuple[str, ...] | list[str]) -> tuple[float, fl
     return float(10.0**lo), float(10.0**hi)
 
 
+def spectral_type_at(teff: float, names: tuple[str, ...] | list[str]) -> float:
+    """MK type number of a star of this Teff on the sequence of ``names`` (log-Teff
+    interpolation between subclasses): the type a star drawn in teff_range really has."""
+    seq = sorted(
+        {
+            (SUBCLASS_TEFF[lab], normalize_subclass(lab).spectral_type)
+            for lab in {normalize_subclass(n).label for n in names}
+            if lab in SUBCLASS_TEFF and lab not in _SPECIAL
+            and normalize_subclass(lab).spectral_type is not None
+        }
+    )  # fmt: skip
+    log_teff = np.log10([t for t, _ in seq])
+    return float(np.interp(np.log10(teff), log_teff, [k for _, k in seq]))
+
+
 @lru_cache(maxsize=1)
 def builtin_templates() -> TemplateSet:
     """The built-in template set on the wide lattice :data:`WIDE_LOGLAM`."""
