@@ -66,7 +66,8 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-2
     label_smoothing: float = 0.05
-    #: Share of an MK star's target spread over nearby types (Gaussian, type_sigma subtypes).
+    #: Share of an MK star's target given to its type blurred by a Gaussian (type_sigma
+    #: subtypes): neighbouring types are less wrong than distant ones (ml.targets).
     type_smoothing: float = 0.3
     type_sigma: float = 2.0
     #: Target each star at its own MK type where the warehouse has one (ELODIE_SPTYPE),

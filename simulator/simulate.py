@@ -303,6 +303,7 @@ class _AnyFamily:
 
 
 def check_template_types(template_types: str) -> str:
+    """``template_types`` itself, or a ValueError naming the choices."""
     if template_types not in TEMPLATE_TYPES:
         raise ValueError(
             f"--template-types must be one of {', '.join(TEMPLATE_TYPES)}, got {template_types!r}"
@@ -496,7 +497,8 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> StarDr
     class and [Fe/H] drawn as for the built-in family, applied as the built-in physics' change
     of absorption (``templates.absorption_change``: Balmer wings, Mg b, Na D, Sr II, CN, metal
     lines and blanketing). Both: rotation and resolution blur, strongest for hot stars (they
-    rotate fast).
+    rotate fast). Also returns the MK type and log g the star was drawn at: what ELODIE's
+    best match would say about it.
     """
     ts = ctx.templates
     row = int(star["template_row"])
