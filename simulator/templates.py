@@ -154,6 +154,23 @@ SWAN_HEADS = (4738.0, 5166.0, 5637.0, 6193.0)
 CN_HEADS = (7876.0, 8059.0, 8293.0, 9148.0)
 
 
+#: Fe II, Ti II and Si II lines of A-F stars (vacuum A): Fe II 4233, 4584, 4924, 5018, 5169,
+#: Ti II 4395, 4444, 4501, 4572, Si II 6347, 6371.
+IONIZED_METAL_LINES: tuple[float, ...] = (
+    4234.4,
+    4585.1,
+    4925.3,
+    5019.8,
+    5170.5,
+    4396.3,
+    4445.0,
+    4502.5,
+    4573.3,
+    6348.9,
+    6373.2,
+)
+
+
 def _optical_depth(
     wave: np.ndarray, name: str, t: float, logg: float = DWARF_LOGG, feh: float = 0.0
 ) -> np.ndarray:
@@ -205,6 +222,16 @@ def _optical_depth(
         tau += _line(wave, center, 0.5 * _rise(-t, -32_000, 2500), 3.0)
     for center in (4472.7, 4027.3, 4923.3, 5877.3, 6680.0):
         tau += _line(wave, center, 0.45 * _bump(t, 20_000, 0.1), 3.5)
+    # Ionized metals of late-B to F stars: Mg II 4481 (the B-A temperature criterion beside He
+    # I 4471), Fe II, Ti II and Si II. Lower electron pressure favours the ions, so they are
+    # the luminosity criteria of A-F stars: a supergiant's are several times a dwarf's. They
+    # are also what tells a narrow-lined A supergiant from an O star, which has He II and no
+    # metal lines (without them a model typed built-in A0 supergiants O from the spectrum).
+    mg2 = 0.08 * _bump(t, 10_500, 0.16) * metal**0.5 * (1.0 + 0.8 * lum)
+    tau += _line(wave, 4482.4, mg2, 2.0)
+    ions = 0.04 * _bump(t, 8500, 0.12) * metal * (1.0 + 2.0 * lum)
+    for center in IONIZED_METAL_LINES:
+        tau += _line(wave, center, ions, 1.8)
     # Ca II H&K, Ca I 4227, G band, Mg b, Na D, Ca II triplet: grow toward K.
     cahk = (1.6 * _rise(t, 7200, 700) + 0.25 * _rise(t, 10_000, 800)) * metal**0.5
     for center in (3934.78, 3969.59):
