@@ -15,6 +15,7 @@ from startrack.simulator.templates import (
     extend_for_photometry,
     load_sdss_templates,
     load_templates,
+    star_flux,
 )
 
 #: The 27 distinct subclasses of the real SDSS label table.
@@ -75,6 +76,30 @@ def test_balmer_lines_peak_at_a0_and_tio_grows_through_m():
     assert max(hbeta, key=hbeta.get) == "A0"
     tio = [depth(n, 7100, (7040, 7500)) for n in ("K5", "M1", "M4", "M7")]
     assert tio == sorted(tio)
+
+
+def _equivalent_width(wave: np.ndarray, flux: np.ndarray, line: float, half: float = 4.0) -> float:
+    """EW (A) of one line against a straight continuum through 6 A windows beside it."""
+    side = ((wave > line - half - 6) & (wave < line - half)) | (
+        (wave > line + half) & (wave < line + half + 6)
+    )
+    fit = np.polyval(np.polyfit(wave[side], flux[side], 1), wave)
+    band = (wave > line - half) & (wave < line + half)
+    return float(np.trapezoid(1.0 - flux[band] / fit[band], wave[band]))
+
+
+def test_ionized_metal_lines_tell_an_a_supergiant_from_an_o_star():
+    """Mg II 4481 at A0 as in real A dwarfs (~0.4 A), Fe II / Ti II several times stronger in
+    supergiants (the MK luminosity criteria of A-F stars), none in an O star."""
+    wave = 10.0**WIDE_LOGLAM
+    a0v, a0i = star_flux("A0", wave, 9600, 4.5), star_flux("A0", wave, 9600, 1.2)
+    o = star_flux("O", wave, 38_000, 4.0)
+    assert 0.25 < _equivalent_width(wave, a0v, 4482.4) < 0.6
+    assert _equivalent_width(wave, o, 4482.4) < 0.05
+    for line in (4234.4, 4502.5, 5019.8):
+        dwarf, supergiant = (_equivalent_width(wave, f, line, 3.0) for f in (a0v, a0i))
+        assert supergiant > 2.0 * dwarf > 0.1, line
+        assert _equivalent_width(wave, o, line, 3.0) < 0.03
 
 
 def test_real_template_file_loads(real_templates):
