@@ -58,17 +58,15 @@ def main() -> int:
         "\nsurvey renders for that name (--template-types measured, simulator/type_scale.py)"
     )
     wide = extend_for_photometry(sdss)  # g begins at 3630 A, the templates at 3784 A
-    print(
-        "SDSS name  its type "
-        + " ".join(f"{k:>7s}" for k in (*SCALE_INDICATORS, "all", "simulated"))
-    )
+    scale_columns = (*SCALE_INDICATORS, "all", "simulated")
+    print("SDSS name  its type " + " ".join(f"{k:>7s}" for k in scale_columns))
     rendered = resample_onto_names(wide.loglam, wide.flux, wide.names)
     for name in ("A0", "F2", "F5", "F9", "G0", "G2", "G5", "K1", "K3", "K5", "K7"):
         row = wide.index_of(name)
         placed = place_on_scale(indicators(wide.loglam, wide.flux[row]))
         placed["simulated"] = place_on_scale(indicators(wide.loglam, rendered[row]))["all"]
         table.setdefault(name, {})["builtin_scale"] = placed
-        cells = " ".join(f"{placed[k]:7.1f}" for k in columns)
+        cells = " ".join(f"{placed[k]:7.1f}" for k in scale_columns)
         print(f"{name:9s} {spectral_type_of(name):9.0f} {cells}")
     if args.out:
         args.out.write_text(json.dumps(table, indent=1))

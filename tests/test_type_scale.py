@@ -81,3 +81,24 @@ def test_names_option_keeps_the_file_and_a_bad_choice_is_refused() -> None:
     assert abs(_placed(measured.loglam, measured.flux[g5]) - 45.0) <= 1.5
     with pytest.raises(ValueError, match="--template-types must be one of measured, names"):
         simulate.plan_survey(10, 1, 1, tpl, template_types="mk")
+
+
+def test_line_strengths_script_prints_where_each_sdss_template_sits(tmp_path) -> None:
+    """benchmarks/line_strengths.py, as a user runs it: the JSON it writes agrees with the
+    README's placement (the SDSS 'G5' shows a K2) and with what a survey renders."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    templates = need_shared(REAL_TEMPLATES)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "line_strengths.py"
+    out = tmp_path / "placement.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "--templates", str(templates), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    placed = json.loads(out.read_text())["G5"]["builtin_scale"]
+    assert placed["all"] >= 50.0 and abs(placed["simulated"] - 45.0) <= 1.5
+    assert "simulated" in done.stdout
