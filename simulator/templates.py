@@ -157,18 +157,10 @@ CN_HEADS = (7876.0, 8059.0, 8293.0, 9148.0)
 #: Fe II, Ti II and Si II lines of A-F stars (vacuum A): Fe II 4233, 4584, 4924, 5018, 5169,
 #: Ti II 4395, 4444, 4501, 4572, Si II 6347, 6371.
 IONIZED_METAL_LINES: tuple[float, ...] = (
-    4234.4,
-    4585.1,
-    4925.3,
-    5019.8,
-    5170.5,
-    4396.3,
-    4445.0,
-    4502.5,
-    4573.3,
-    6348.9,
-    6373.2,
-)
+    4234.4, 4585.1, 4925.3, 5019.8, 5170.5,  # Fe II
+    4396.3, 4445.0, 4502.5, 4573.3,  # Ti II
+    6348.9, 6373.2,  # Si II
+)  # fmt: skip
 
 
 def _optical_depth(
@@ -425,6 +417,13 @@ def absorption_change(
 _REFERENCE_DEPTH: dict[tuple[str, float, bytes], np.ndarray] = {}
 
 
+def _teff_sequence(names: tuple[str, ...]) -> list[tuple[float, str]]:
+    """(Teff, label) of the subclasses among ``names`` on the Teff sequence, coolest first
+    ('M0V' and 'M0' are one class; white dwarfs and carbon stars are not on it)."""
+    labels = {normalize_subclass(n).label for n in names}
+    return sorted((SUBCLASS_TEFF[n], n) for n in labels if n in SUBCLASS_TEFF and n not in _SPECIAL)
+
+
 def teff_range(name: str, names: tuple[str, ...] | list[str]) -> tuple[float, float]:
     """Teff interval whose stars the SDSS fit would call ``name`` among ``names``: half-way
     (in log Teff) to the neighbouring subclasses on either side; the ends extend as far."""
@@ -432,8 +431,7 @@ def teff_range(name: str, names: tuple[str, ...] | list[str]) -> tuple[float, fl
     if name in _SPECIAL or label not in SUBCLASS_TEFF:
         t = SUBCLASS_TEFF.get(name, 5000.0)
         return t, t
-    labels = {normalize_subclass(n).label for n in names}  # 'M0V' and 'M0' are one class
-    seq = sorted({SUBCLASS_TEFF[n] for n in labels if n in SUBCLASS_TEFF and n not in _SPECIAL})
+    seq = [t for t, _ in _teff_sequence(tuple(names))]
     logs = np.log10(seq)
     i = seq.index(SUBCLASS_TEFF[label])
     lo = (logs[i - 1] + logs[i]) / 2 if i > 0 else logs[i] - (logs[i + 1] - logs[i]) / 2
@@ -444,16 +442,9 @@ def teff_range(name: str, names: tuple[str, ...] | list[str]) -> tuple[float, fl
 def spectral_type_at(teff: float, names: tuple[str, ...] | list[str]) -> float:
     """MK type number of a star of this Teff on the sequence of ``names`` (log-Teff
     interpolation between subclasses): the type a star drawn in teff_range really has."""
-    seq = sorted(
-        {
-            (SUBCLASS_TEFF[lab], normalize_subclass(lab).spectral_type)
-            for lab in {normalize_subclass(n).label for n in names}
-            if lab in SUBCLASS_TEFF and lab not in _SPECIAL
-            and normalize_subclass(lab).spectral_type is not None
-        }
-    )  # fmt: skip
-    log_teff = np.log10([t for t, _ in seq])
-    return float(np.interp(np.log10(teff), log_teff, [k for _, k in seq]))
+    seq = [(t, normalize_subclass(lab).spectral_type) for t, lab in _teff_sequence(tuple(names))]
+    seq = [(t, k) for t, k in seq if k is not None]  # L and T dwarfs have no MK number
+    return float(np.interp(np.log10(teff), np.log10([t for t, _ in seq]), [k for _, k in seq]))
 
 
 @lru_cache(maxsize=1)
