@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import real_photometry
 from bench_ml import TEMPLATES, load, survey_warehouse
 from machine import describe_machine
 
@@ -348,6 +349,10 @@ def main() -> int:
             },
             f"template_fit_{name}_templates_on_{other}": template_fit(fams[name], o, every),
         }
+        if real_photometry.available():
+            results[f"train_{name}"]["real_sdss_photometry"] = real_photometry.evaluate(
+                res.model, res.meta
+            )
         log.info("%s -> %s: %s", name, other, results[f"train_{name}"][f"transfer_to_{other}"])
         save()
     if args.leave_out:

@@ -39,6 +39,12 @@ class AugmentConfig:
     #: model typed F5-G2 stars behind E(B-V) = 0.4 as K1-K5 (0.33 within 2.5 subtypes); to
     #: 0.8, 0.62, at no cost unreddened (bench_transfer's reddened condition; README).
     max_ebv: float = 0.8
+    #: Stars without a spectrum are reddened as the sky reddens them: E(B-V) exponential
+    #: with this mean (capped at max_ebv), not uniform. Only their colours can say their
+    #: type, and a K1 star's colours are an F5's behind E(B-V) ~0.35: trained uniform to 0.8,
+    #: the photometry typed most real SDSS G and K stars F5, the commoner class (README).
+    #: 0 = uniform to max_ebv, as for stars with a spectrum.
+    phot_ebv_mean: float = 0.08
     p_continuum: float = 0.5
     continuum_sigma: float = 0.05
     p_noise: float = 0.3
@@ -87,6 +93,15 @@ def _extinction_curve(npix: int) -> torch.Tensor:
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+
+def photometry_ebv(n: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """E(B-V) for ``n`` stars without a spectrum: exponential with mean cfg.phot_ebv_mean,
+    capped at cfg.max_ebv (uniform to max_ebv when the mean is 0)."""
+    u = torch.rand(n, generator=gen)
+    if cfg.phot_ebv_mean <= 0:
+        return cfg.max_ebv * u
+    return (-cfg.phot_ebv_mean * torch.log1p(-u)).clamp(max=cfg.max_ebv)
 
 
 def _chosen(n: int, p: float, gen: torch.Generator) -> torch.Tensor:

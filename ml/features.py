@@ -26,6 +26,13 @@ _VALUES = ("z", *MAG_COLUMNS, *COLOR_NAMES, "log_snr")
 #: Names of the model's tabular features: values, then one missingness flag per value.
 FEATURE_NAMES = (*_VALUES, *(f"missing_{n}" for n in _VALUES))
 N_FEATURES = len(FEATURE_NAMES)
+#: Feature indices that say how bright a star looks (magnitudes, catalog S/N, their flags),
+#: not what it is: a brightness-blind model (ModelConfig.brightness_blind) ignores them.
+BRIGHTNESS_FEATURES = tuple(
+    i
+    for i, name in enumerate(FEATURE_NAMES)
+    if name.removeprefix("missing_") in (*MAG_COLUMNS, "log_snr")
+)
 
 #: Normalized-flux channel clip: absorption/emission beyond this is noise or a bad pixel.
 FLUX_CLIP = (-1.0, 5.0)

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from startrack.grid import NPIX
 from startrack.ml.continuum import smooth_continuum
-from startrack.ml.features import N_FEATURES, SPECTRUM_CHANNELS
+from startrack.ml.features import BRIGHTNESS_FEATURES, N_FEATURES, SPECTRUM_CHANNELS
 from startrack.vocabulary import BRANCHES
 
 HEADS = BRANCHES  #: one head per branch, built in this order
@@ -90,6 +90,13 @@ class ModelConfig:
     #: velocity) before the network sees it, so lines sit where the weights expect them
     #: whatever the velocity (features.to_rest_frame). False for artifacts written before.
     rest_frame: bool = True
+    #: The network never sees a star's apparent brightness: its magnitudes and catalog S/N
+    #: (and their missing flags) are zeroed before the dense branch, leaving colours and z.
+    #: A star's brightness says where it is, not what it is; in a simulated survey it says
+    #: the class through the simulator's magnitude-S/N relation, which a model learns and
+    #: real stars break (real SDSS photometry was typed 12 subtypes off; README). The
+    #: spectrum keeps its per-pixel S/N channel. False for artifacts written before.
+    brightness_blind: bool = True
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -108,6 +115,7 @@ class ModelConfig:
         d.setdefault("line_index_min_snr", 0.0)
         d.setdefault("rest_frame", False)
         d.setdefault("dense_residual_with_spectrum", True)
+        d.setdefault("brightness_blind", False)
         d["conv_layers"] = tuple(tuple(layer) for layer in d["conv_layers"])
         return cls(**d)
 
@@ -278,6 +286,10 @@ class StarClassifier(nn.Module):
         )
         self.fusion_norm = nn.LayerNorm(d)
         self.fusion_head = nn.Linear(d, cfg.n_classes)
+        keep = torch.ones(cfg.n_features)
+        if cfg.brightness_blind:
+            keep[list(BRIGHTNESS_FEATURES)] = 0.0
+        self.register_buffer("feature_keep", keep, persistent=False)
 
     def forward(
         self, tab: torch.Tensor, spec: torch.Tensor | None, has_spectrum: torch.Tensor
@@ -289,7 +301,7 @@ class StarClassifier(nn.Module):
         """
         b = tab.shape[0]
         has = has_spectrum.bool()
-        dense_emb = self.dense(tab)
+        dense_emb = self.dense(tab * self.feature_keep)
         tokens = [self.cls.expand(b, -1, -1)[:, 0], self.dense_proj(dense_emb)]
         tokens = torch.stack(tokens, dim=1) + self.type_emb[:, :2]
         spec_emb = tab.new_zeros(b, self.spectrum.out_dim)

@@ -35,6 +35,7 @@ from startrack.ml.augment import (
     augment_spectra,
     median_snr,
     neighbour_mix,
+    photometry_ebv,
 )
 from startrack.ml.calibration import fit_temperature
 from startrack.ml.dataset import TrainingData
@@ -557,7 +558,7 @@ def _train_step(model: StarClassifier, idx: np.ndarray, b: _Batches) -> dict[str
         x = spectrum_channels(flux, ivar, mask)
     no_spec = ~has
     redden = no_spec & (torch.rand(len(idx), generator=gen) < cfg.augment.p_redden)
-    ebv[redden] = cfg.augment.max_ebv * torch.rand(int(redden.sum()), generator=gen)
+    ebv[redden] = photometry_ebv(int(redden.sum()), cfg.augment, gen)
     raw = augment_photometry(raw, magerr, ebv, gen, cfg.augment, spectrum=has)
     tab = b.stats.apply(tabular_features(raw))
     out = model(tab, x, has)

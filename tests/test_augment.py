@@ -163,3 +163,18 @@ def test_line_strength_changes_line_depth_but_not_position_or_continuum():
     assert f[:, 2000:2004].mean(1).lt(f[:, 1990:1996].mean(1)).all()  # still a line, same place
     assert (f[:, 3000:3100] - 1).abs().max() < 0.02  # continuum untouched
     assert torch.equal(m, mask) and (iv > 0).all()
+
+
+def test_stars_without_a_spectrum_are_reddened_as_the_sky_reddens_them():
+    """Mostly a little, now and then a lot: their colours are all that types them."""
+    from startrack.ml.augment import AugmentConfig, photometry_ebv
+
+    cfg = AugmentConfig()
+    ebv = photometry_ebv(20000, cfg, torch.Generator().manual_seed(0))
+    assert float(ebv.mean()) == pytest.approx(cfg.phot_ebv_mean, rel=0.05)
+    assert float(ebv.median()) < 0.1
+    assert 0.001 < float((ebv > 0.3).float().mean()) < 0.05  # a tail, not a wall
+    assert float(ebv.min()) >= 0 and float(ebv.max()) <= cfg.max_ebv
+    cfg.phot_ebv_mean = 0.0  # as for spectra: uniform to max_ebv
+    flat = photometry_ebv(20000, cfg, torch.Generator().manual_seed(0))
+    assert float(flat.mean()) == pytest.approx(cfg.max_ebv / 2, rel=0.05)

@@ -251,3 +251,52 @@ def test_configs_saved_before_the_dense_residual_option_keep_the_dense_residual(
     d = ModelConfig(n_classes=K).to_dict()
     d.pop("dense_residual_with_spectrum")
     assert ModelConfig.from_dict(d).dense_residual_with_spectrum is True
+
+
+def _tabular(shift_mag: float = 0.0, snr_factor: float = 1.0) -> torch.Tensor:
+    """Standardized features of four stars, made brighter/fainter and with another S/N."""
+    from startrack.ml.features import Standardizer, tabular_features
+
+    raw = torch.tensor(
+        [
+            [1e-4, 19.1, 18.0, 17.6, 17.4, 17.3, 12.0],  # z, ugriz, catalog S/N
+            [-2e-4, 21.5, 19.2, 18.1, 17.6, 17.2, 4.0],
+            [0.0, 18.2, 17.9, 18.0, 18.1, 18.2, 30.0],
+            [5e-5, 23.0, 20.5, 19.0, 18.1, 17.5, float("nan")],
+        ]
+    )
+    stats = Standardizer.fit(tabular_features(raw).numpy())
+    raw = raw.clone()
+    raw[:, 1:6] += shift_mag
+    raw[:, 6] *= snr_factor
+    return stats.apply(tabular_features(raw))
+
+
+def test_a_stars_brightness_does_not_change_what_the_model_says_it_is(model):
+    """Apparent magnitude and catalog S/N say where a star is, not what it is."""
+    has = torch.zeros(4, dtype=torch.bool)
+    with torch.inference_mode():
+        a = model(_tabular(), None, has)
+        b = model(_tabular(shift_mag=2.5, snr_factor=5.0), None, has)
+    for h in ("dense", "fusion"):
+        torch.testing.assert_close(a[h], b[h])
+    # the colours still count
+    other = _tabular()
+    other[:, 7] += 1.0  # g-r
+    with torch.inference_mode():
+        c = model(other, None, has)
+    assert not torch.allclose(a["dense"], c["dense"])
+
+
+def test_models_written_before_brightness_blindness_still_read_brightness():
+    cfg = ModelConfig(n_classes=K).to_dict()
+    del cfg["brightness_blind"]
+    old = ModelConfig.from_dict(cfg)
+    assert not old.brightness_blind
+    torch.manual_seed(0)
+    net = StarClassifier(old).eval()
+    has = torch.zeros(4, dtype=torch.bool)
+    with torch.inference_mode():
+        a = net(_tabular(), None, has)["dense"]
+        b = net(_tabular(shift_mag=2.5, snr_factor=5.0), None, has)["dense"]
+    assert not torch.allclose(a, b)
