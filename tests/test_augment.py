@@ -172,9 +172,9 @@ def test_stars_without_a_spectrum_are_reddened_as_the_sky_reddens_them():
     cfg = AugmentConfig()
     ebv = photometry_ebv(20000, cfg, torch.Generator().manual_seed(0))
     assert float(ebv.mean()) == pytest.approx(cfg.phot_ebv_mean, rel=0.05)
-    assert float(ebv.median()) < 0.1
-    assert 0.001 < float((ebv > 0.3).float().mean()) < 0.05  # a tail, not a wall
-    assert float(ebv.min()) >= 0 and float(ebv.max()) <= cfg.max_ebv
+    assert float(ebv.median()) < 0.75 * cfg.phot_ebv_mean  # most stars: a little dust
+    assert 0.05 < float((ebv > 0.5).float().mean()) < 0.25  # a tail, not a wall
+    assert float(ebv.min()) >= 0 and float(ebv.max()) <= cfg.max_ebv + 1e-6
     cfg.phot_ebv_mean = 0.0  # as for spectra: uniform to max_ebv
     flat = photometry_ebv(20000, cfg, torch.Generator().manual_seed(0))
     assert float(flat.mean()) == pytest.approx(cfg.max_ebv / 2, rel=0.05)
