@@ -263,21 +263,19 @@ def test_training_targets_make_neighbouring_types_less_wrong():
 
 @pytest.mark.slow
 def test_the_photometry_types_real_sdss_stars_by_their_colours_not_their_brightness(
-    tmp_path, real_photometry, real_labels
+    tmp_path, monkeypatch, real_photometry, real_labels
 ):
     """908 real SDSS stars with real ugriz and real labels (../shared), typed from their
     photometry by a model trained on a small built-in survey: no answer may change with
     brightness alone, and few may be wildly off. The stop-20 model, which read brightness,
     typed them 12 subtypes off (0.36 within 5) and changed 78 % of its answers."""
-    import sys
-
     from startrack.etl.ingest import ingest
     from startrack.ml.dataset import load_training_data
     from startrack.ml.train import TrainConfig, train_model
     from startrack.simulator.simulate import simulate_survey
     from startrack.warehouse.store import Warehouse
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import real_photometry as rp
 
     survey = tmp_path / "survey"
