@@ -50,30 +50,13 @@ def real_stars() -> pd.DataFrame:
     )
 
 
-def _types(labels) -> np.ndarray:
-    from startrack.labels import spectral_type_of
-
-    return np.array([spectral_type_of(x) if x else np.nan for x in labels], dtype=float)
-
-
-def _metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
-    ok = np.isfinite(truth)
-    err = np.abs(pred[ok] - truth[ok])
-    err = np.where(np.isfinite(err), err, np.inf)
-    return {
-        "median_error": round(float(np.median(err)), 2),
-        "within_2_5": round(float((err <= 2.5).mean()), 3),
-        "within_5": round(float((err <= 5).mean()), 3),
-        "n": int(ok.sum()),
-    }
-
-
 def evaluate(model, meta: dict) -> dict:
     """Dense and photometry-only fusion on the real stars, and their brightness sensitivity."""
     from startrack.ml.inference import predict_arrays
+    from startrack.ml.quality import class_types, type_metrics
 
     stars = real_stars()
-    truth = _types(stars["label"])
+    truth = stars["label"].to_numpy(object)
     preds = predict_arrays(model, meta, stars, None)
     shifted = stars.copy()
     for b in "ugriz":
@@ -85,8 +68,8 @@ def evaluate(model, meta: dict) -> dict:
         p, q = preds[head], moved[head]
         labels, counts = np.unique(p.label.astype(str), return_counts=True)
         out[head] = {
-            "label": _metrics(truth, _types(p.label)),
-            "continuous": _metrics(truth, p.spectral_type),
+            "label": type_metrics(truth, class_types(p.label)),
+            "continuous": type_metrics(truth, p.spectral_type),
             "answers": dict(zip(labels.tolist(), counts.tolist(), strict=True)),
             # share of stars whose answer changes with brightness alone
             "changed_by_brightness": round(float((p.label != q.label).mean()), 3),
@@ -111,9 +94,9 @@ def main() -> int:
             r = res[head]
             lab = r["label"]
             print(
-                f"{path}: {head}: median {lab['median_error']}, within 2.5 {lab['within_2_5']},"
-                f" within 5 {lab['within_5']} (n {lab['n']}); changed by brightness alone:"
-                f" {r['changed_by_brightness']}"
+                f"{path}: {head}: median {lab['type_median_error']:.1f}, within 2.5"
+                f" {lab['type_within_2_5']:.3f}, within 5 {lab['type_within_5']:.3f};"
+                f" changed by brightness alone: {r['changed_by_brightness']}"
             )
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))

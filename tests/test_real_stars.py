@@ -288,4 +288,4 @@ def test_the_photometry_types_real_sdss_stars_by_their_colours_not_their_brightn
     assert out["n_stars"] == 908
     for head in ("dense", "fusion"):
         assert out[head]["changed_by_brightness"] == 0.0
-        assert out[head]["label"]["within_5"] >= 0.6, out[head]
+        assert out[head]["label"]["type_within_5"] >= 0.6, out[head]
