@@ -112,10 +112,15 @@ def test_full_augmentation_preserves_shapes_masks_and_finiteness(seed):
     assert torch.isfinite(out).all() and torch.isfinite(iv).all()
     assert (out[m] == 0).all() and (iv[m] == 0).all()
     assert m[:, :95].all()  # the masked blue end stays masked (RV shifts are < 5 px)
-    assert ((ebv >= 0) & (ebv <= cfg.max_ebv)).all()
-    # S/N never rises above the input's 60, except that a sub-pixel RV shift averages two
-    # pixels (per-pixel variance down to half, noise correlated): at most a factor sqrt(2)
-    assert (snr <= 60 * math.sqrt(2)).all() and (snr >= cfg.min_snr - 0.5).all()
+    # dust (0 to max_ebv) plus a calibration tilt either way (Gaussian, sigma calib_tilt_sigma)
+    tilt = 6 * cfg.calib_tilt_sigma
+    assert ((ebv >= -tilt) & (ebv <= cfg.max_ebv + tilt)).all()
+    # S/N (flux * sqrt(ivar)) never rises above the input's 60, except that a sub-pixel RV
+    # shift averages two pixels (per-pixel variance down to half, noise correlated): at most
+    # a factor sqrt(2). (The returned snr is sqrt(ivar) of the renormalized spectrum, which
+    # a strong tilt moves either way.)
+    true_snr = torch.nanmedian(torch.where(m, torch.nan, out.abs() * iv.sqrt()), dim=1).values
+    assert (true_snr <= 60 * math.sqrt(2)).all() and (snr >= cfg.min_snr - 0.5).all()
 
 
 def test_photometry_reddening_shifts_colours_by_the_extinction_vector():
@@ -178,3 +183,25 @@ def test_stars_without_a_spectrum_are_reddened_as_the_sky_reddens_them():
     cfg.phot_ebv_mean = 0.0  # as for spectra: uniform to max_ebv
     flat = photometry_ebv(20000, cfg, torch.Generator().manual_seed(0))
     assert float(flat.mean()) == pytest.approx(cfg.max_ebv / 2, rel=0.05)
+
+
+def test_calibration_tilts_go_both_ways_and_the_photometry_gets_the_same_one():
+    """Dust only reddens; a flux-calibration error tilts a spectrum either way, and magnitudes
+    measured from that spectrum (SPECTROFLUX) share it: the returned E(B-V) is the tilt."""
+    flux, ivar, mask = _line_spectra(400)
+    cfg = A.AugmentConfig(
+        p_rv=0, p_redden=0, p_continuum=0, p_lines=0, p_smooth=0, p_noise=0, p_mask_runs=0,
+        p_cut_end=0, p_calib_tilt=1.0, calib_tilt_sigma=0.1,
+    )  # fmt: skip
+    out, _, _, ebv, _ = A.augment_spectra(flux, ivar, mask, torch.Generator().manual_seed(0), cfg)
+    assert float(ebv.std()) == pytest.approx(0.1, rel=0.15)
+    assert (ebv < -0.05).any() and (ebv > 0.05).any()  # bluer as well as redder
+    blue, red = slice(300, 400), slice(4000, 4100)  # ~3900 A and ~8700 A, no line there
+    k = A._extinction_curve(NPIX)
+    ratio = out[:, blue].mean(1) / out[:, red].mean(1)
+    expected = 10 ** (-0.4 * ebv * (k[blue].mean() - k[red].mean()))
+    torch.testing.assert_close(ratio, expected, rtol=0.01, atol=0.0)
+    off = A.augment_spectra(
+        flux, ivar, mask, torch.Generator().manual_seed(0), A.AugmentConfig(p_calib_tilt=0.0)
+    )[3]
+    assert (off >= 0).all()  # without it, only dust: never bluer
