@@ -54,9 +54,9 @@ class AugmentConfig:
     #: on the spectrum and the photometry together, as SPECTROFLUX magnitudes measured from a
     #: mis-calibrated spectrum share its error. Dust alone only ever reddens, so a model
     #: trained on it read a bluer-than-its-templates star as a hotter one: the SDSS-trained
-    #: model lost 0.09 within 2.5 subtypes on blue-tilted spectra; with this, 0.05, and
-    #: +0.03 / +0.02 in transfer unreddened (README, Generalization, stop 22). 0 = off
-    #: (and the random stream as before it existed).
+    #: model lost 0.09 within 2.5 subtypes on blue-tilted spectra; with this, 0.05. Unreddened
+    #: SDSS -> built-in +0.03 / +0.02, built-in -> SDSS -0.01 (three seeds; README,
+    #: Generalization, stop 22). 0 = off (and the random stream as before it existed).
     p_calib_tilt: float = 0.5
     calib_tilt_sigma: float = 0.15
     p_noise: float = 0.3
