@@ -201,6 +201,15 @@ def test_calibration_tilts_go_both_ways_and_the_photometry_gets_the_same_one():
     ratio = out[:, blue].mean(1) / out[:, red].mean(1)
     expected = 10 ** (-0.4 * ebv * (k[blue].mean() - k[red].mean()))
     torch.testing.assert_close(ratio, expected, rtol=0.01, atol=0.0)
+    # ... and training reddens the photometry by the returned E(B-V): bluer colours too
+    raw = torch.tensor([[0.0, 18.0, 17.0, 16.5, 16.3, 16.2, 20.0]]).repeat(len(ebv), 1)
+    phot_cfg = A.AugmentConfig(p_drop_band=0.0, p_phot_tilt=0.0)
+    mags = A.augment_photometry(
+        raw, torch.full((len(ebv), 5), 1e-6), ebv, torch.Generator().manual_seed(0), phot_cfg
+    )
+    g_r = mags[:, 2] - mags[:, 3] - 0.5
+    ext = A.SDSS_EXTINCTION[1] - A.SDSS_EXTINCTION[2]
+    torch.testing.assert_close(g_r, ebv * ext, rtol=0.0, atol=1e-3)
     off = A.augment_spectra(
         flux, ivar, mask, torch.Generator().manual_seed(0), A.AugmentConfig(p_calib_tilt=0.0)
     )[3]
