@@ -74,8 +74,13 @@ class ModelConfig:
     #: see line-depth differences of ~0.5% per pixel (F2 vs F5, K1 vs K3) that conv + LSTM
     #: features over short stretches average away. A token rather than part of the lstm head:
     #: the attention learns when to trust it, so faint stars keep the LSTM's answer (README).
-    #: 0 = none (artifacts written before it existed).
-    line_indices: int = 32
+    #: Off by default since stop 22 (0 = none, as in artifacts written before it existed):
+    #: trained on a survey from a few dozen templates, the token memorizes their line depths,
+    #: and at S/N >= 10, where it is on, such a model typed another family's G-K stars 5-7
+    #: subtypes early (0.77 within 5 subtypes for 0.88 without it); over the real set's S/N
+    #: 4-60 the SDSS-trained fusion gains 0.045 within 5 without it and the built-in one
+    #: moves -0.007 (README, Generalization, stop 22). `--line-indices 32` turns it on.
+    line_indices: int = 0
     #: The indices read the continuum-normalized flux averaged over this many pixels.
     line_index_pool: int = 4
     #: The line-index token is masked for spectra whose median pixel S/N is below this: there

@@ -181,7 +181,7 @@ def test_fusion_attends_to_spectrum_segments_but_not_to_fully_masked_ones():
 
 def test_line_index_token_feeds_the_fusion_only_and_only_for_stars_with_a_spectrum():
     torch.manual_seed(0)
-    m = StarClassifier(ModelConfig(n_classes=K)).eval()
+    m = StarClassifier(ModelConfig(n_classes=K, line_indices=32)).eval()
     tab, spec = _batch(2)
     spec[:, 2] = 1.5  # S/N 31: above line_index_min_snr
     has = torch.tensor([True, False])
@@ -196,7 +196,7 @@ def test_line_index_token_feeds_the_fusion_only_and_only_for_stars_with_a_spectr
 
 def test_line_indices_give_pixels_without_signal_to_noise_little_weight():
     torch.manual_seed(0)
-    m = StarClassifier(ModelConfig(n_classes=K)).eval()
+    m = StarClassifier(ModelConfig(n_classes=K, line_indices=32)).eval()
     _, spec = _batch(1)
     spec[:, 0] = 1.0 + 0.1 * spec[:, 0]
     spec[:, 2] = 1.0  # log10(1 + S/N) = 1: S/N 9
@@ -215,7 +215,7 @@ def test_line_indices_give_pixels_without_signal_to_noise_little_weight():
 
 def test_line_index_token_is_masked_for_faint_spectra():
     torch.manual_seed(0)
-    m = StarClassifier(ModelConfig(n_classes=K, line_index_min_snr=5.0)).eval()
+    m = StarClassifier(ModelConfig(n_classes=K, line_indices=32, line_index_min_snr=5.0)).eval()
     tab, spec = _batch(2)
     spec[:, 2] = 1.0  # log10(1 + S/N) = 1: S/N 9
     spec[1, 2] = 0.5  # S/N 2.2: below the threshold

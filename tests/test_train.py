@@ -69,11 +69,14 @@ def test_same_seed_same_model():
 
 def test_model_options_reach_the_network_and_its_saved_config():
     data = synthetic_data(120, spec_fraction=0.5, seed=5)
-    cfg = TrainConfig(epochs=1, batch_size=16, min_class_count=2, model_options={"line_indices": 0})
+    cfg = TrainConfig(epochs=1, batch_size=16, min_class_count=2, model_options={"line_indices": 8})
     model = train_model(data, cfg, progress=False).model
-    assert model.cfg.line_indices == 0 and model.spectrum.indices is None
-    assert not any(name.startswith("index_") for name, _ in model.named_parameters())
-    assert model.cfg.to_dict()["line_indices"] == 0  # what the artifact stores
+    assert model.cfg.line_indices == 8 and model.spectrum.indices is not None
+    assert model.index_proj.in_features == 8
+    assert model.cfg.to_dict()["line_indices"] == 8  # what the artifact stores
+    default = train_model(data, TrainConfig(epochs=1, batch_size=16, min_class_count=2), False)
+    assert default.model.spectrum.indices is None  # off by default (stop 22)
+    assert not any(name.startswith("index_") for name, _ in default.model.named_parameters())
 
 
 def test_too_few_classes_is_a_clear_error():
