@@ -11,7 +11,6 @@ from startrack.argtypes import count, positive_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from startrack.ml.model import ModelConfig
     from startrack.ml.train import TrainConfig
 
     d = TrainConfig()
@@ -47,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=count,
         default=None,
         metavar="N",
-        help="learned line indices in the fusion (a linear projection of the line spectrum); "
-        f"0 turns them off (default {ModelConfig.line_indices}; see README, The model)",
+        help="learned line indices in the fusion (a linear projection of the line spectrum), "
+        "e.g. 32; 0 = none, the default: on a survey from a few templates they memorize "
+        "their line depths (README, The model)",
     )
     parser.add_argument(
         "--label-types-only",
