@@ -77,9 +77,10 @@ class ModelConfig:
     #: Off by default since stop 22 (0 = none, as in artifacts written before it existed):
     #: trained on a survey from a few dozen templates, the token memorizes their line depths,
     #: and at S/N >= 10, where it is on, such a model typed another family's G-K stars 5-7
-    #: subtypes early (0.77 within 5 subtypes for 0.88 without it); over the real set's S/N
-    #: 4-60 the SDSS-trained fusion gains 0.045 within 5 without it and the built-in one
-    #: moves -0.007 (README, Generalization, stop 22). `--line-indices 32` turns it on.
+    #: subtypes early (at S/N >= 20, 0.77-0.86 within 5 subtypes; 0.85-0.88 without it).
+    #: Over the real set's S/N 4-60 the SDSS-trained fusion gains 0.045 within 5 without it
+    #: and the built-in one moves -0.007 (README, Generalization, stop 22).
+    #: `--line-indices 32` turns it on.
     line_indices: int = 0
     #: The indices read the continuum-normalized flux averaged over this many pixels.
     line_index_pool: int = 4
