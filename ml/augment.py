@@ -277,12 +277,11 @@ def augment_spectra(flux, ivar, mask, gen: torch.Generator, cfg: AugmentConfig):
     ebv = torch.zeros(b)
     rows = _chosen(b, cfg.p_redden, gen)
     ebv[rows] = _uniform(int(rows.sum()), 0.0, cfg.max_ebv, gen)
+    if cfg.p_calib_tilt > 0:  # along the same law: one pass applies dust and tilt together
+        tilted = _chosen(b, cfg.p_calib_tilt, gen)
+        ebv[tilted] += torch.randn(int(tilted.sum()), generator=gen) * cfg.calib_tilt_sigma
+        rows = rows | tilted
     flux, ivar, mask = _apply(rows, redden, flux, ivar, mask, ebv[rows])
-    if cfg.p_calib_tilt > 0:
-        rows = _chosen(b, cfg.p_calib_tilt, gen)
-        tilt = torch.randn(int(rows.sum()), generator=gen) * cfg.calib_tilt_sigma
-        flux, ivar, mask = _apply(rows, redden, flux, ivar, mask, tilt)
-        ebv[rows] += tilt
     rows = _chosen(b, cfg.p_continuum, gen)
     flux, ivar, mask = _apply(rows, continuum_distort, flux, ivar, mask, cfg.continuum_sigma, gen)
     rows = _chosen(b, cfg.p_lines, gen)
