@@ -43,18 +43,34 @@ log = logging.getLogger("bench_transfer")
 HEADS = ("fusion", "lstm", "dense")
 
 
-def type_metrics(truth_type: np.ndarray, pred_type: np.ndarray) -> dict:
-    """Median |error| and the shares within 1, 2.5 and 5 subtypes (NaN predictions = miss)."""
-    ok = np.isfinite(truth_type)
+def type_metrics(
+    truth_type: np.ndarray, pred_type: np.ndarray, weights: np.ndarray | None = None
+) -> dict:
+    """Median |error| and the shares within 1, 2.5 and 5 subtypes (NaN predictions = miss);
+    with ``weights``, per-star weighted (stars of weight 0 left out)."""
+    ok = np.isfinite(truth_type) if weights is None else np.isfinite(truth_type) & (weights > 0)
     err = np.abs(pred_type[ok] - truth_type[ok])
     err = np.where(np.isfinite(err), err, np.inf)
     if not err.size:
         return {"n": 0}
+    if weights is None:
+        median = float(np.median(err))
+
+        def share(k: float) -> float:
+            return float((err <= k).mean())
+    else:
+        w = weights[ok] / weights[ok].sum()
+        order = np.argsort(err)
+        median = float(err[order][np.searchsorted(np.cumsum(w[order]), 0.5)])
+
+        def share(k: float) -> float:
+            return float(w[err <= k].sum())
+
     return {
-        "median_error": round(float(np.median(err)), 2),
-        "within_1": round(float((err <= 1).mean()), 3),
-        "within_2_5": round(float((err <= 2.5).mean()), 3),
-        "within_5": round(float((err <= 5).mean()), 3),
+        "median_error": round(median, 2),
+        "within_1": round(share(1), 3),
+        "within_2_5": round(share(2.5), 3),
+        "within_5": round(share(5), 3),
         "n": int(ok.sum()),
     }
 
@@ -85,29 +101,11 @@ def log_uniform_snr_weights(snr: np.ndarray, bins: int = 6) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.log10(snr)
     inside = np.isfinite(x) & (x >= lo) & (x <= hi)
-    idx = np.clip(((x - lo) / (hi - lo) * bins).astype(int, copy=False), 0, bins - 1)
-    idx = np.where(inside, idx, 0)
+    pos = (np.where(inside, x, lo) - lo) / (hi - lo) * bins
+    idx = np.clip(pos.astype(int), 0, bins - 1)
     counts = np.bincount(idx[inside], minlength=bins).astype(float)
     w = np.where(inside, 1.0 / np.maximum(counts[idx], 1.0), 0.0)
     return w / w.sum() if w.sum() > 0 else w
-
-
-def weighted_type_metrics(truth_type: np.ndarray, pred_type: np.ndarray, w: np.ndarray) -> dict:
-    """type_metrics with per-star weights (weighted median and shares)."""
-    ok = np.isfinite(truth_type) & (w > 0)
-    if not ok.any():
-        return {"n": 0}
-    err = np.abs(pred_type[ok] - truth_type[ok])
-    err = np.where(np.isfinite(err), err, np.inf)
-    wk = w[ok] / w[ok].sum()
-    order = np.argsort(err)
-    median = err[order][np.searchsorted(np.cumsum(wk[order]), 0.5)]
-    return {
-        "median_error": round(float(median), 2),
-        "within_2_5": round(float(wk[err <= 2.5].sum()), 3),
-        "within_5": round(float(wk[err <= 5].sum()), 3),
-        "n": int(ok.sum()),
-    }
 
 
 def label_types(labels: np.ndarray) -> np.ndarray:
@@ -247,7 +245,7 @@ def evaluate(model, meta: dict, data, rows: np.ndarray, condition: str = "native
             name: type_metrics(np.where(in_bin, own_t, np.nan), preds["fusion"].spectral_type)
             for name, in_bin in snr_bins(snr).items()
         }
-        out["fusion_own_type_snr_4_60"] = weighted_type_metrics(
+        out["fusion_own_type_snr_4_60"] = type_metrics(
             own_t, preds["fusion"].spectral_type, log_uniform_snr_weights(snr)
         )
     flags = [f for fl in preds["fusion"].flags for f in fl]

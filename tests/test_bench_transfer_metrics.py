@@ -1,0 +1,45 @@
+"""The transfer benchmark's S/N reweighting: the figures the README quotes for S/N 4-60."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_transfer
+
+    return bench_transfer
+
+
+def test_snr_weights_are_log_uniform_over_the_real_sets_range(bench):
+    rng = np.random.default_rng(0)
+    snr = 10 ** rng.normal(0.75, 0.3, 20000)  # a survey: mostly faint
+    snr[:5] = [np.nan, -1.0, 0.0, 3.9, 61.0]
+    w = bench.log_uniform_snr_weights(snr)
+    assert w.sum() == pytest.approx(1.0)
+    outside = ~((snr >= 4) & (snr <= 60))
+    assert (w[outside] == 0).all()
+    edges = np.geomspace(4, 60, 7)  # the six log bins: equal mass each
+    mass = [w[(snr >= a) & (snr < b)].sum() for a, b in itertools.pairwise(edges)]
+    np.testing.assert_allclose(mass, 1 / 6, rtol=1e-6)
+
+
+def test_weighted_type_metrics_count_each_star_by_its_weight(bench):
+    truth = np.array([20.0, 30.0, 40.0, 50.0, np.nan])
+    pred = np.array([20.0, 34.0, 50.0, np.nan, 0.0])  # errors 0, 4, 10, miss; no MK truth
+    plain = bench.type_metrics(truth, pred)
+    assert plain["within_5"] == 0.5 and plain["n"] == 4
+    same = bench.type_metrics(truth, pred, np.ones(5))
+    assert {k: same[k] for k in ("within_1", "within_2_5", "within_5")} == {
+        k: plain[k] for k in ("within_1", "within_2_5", "within_5")
+    }
+    heavy = bench.type_metrics(truth, pred, np.array([3.0, 1.0, 0.0, 0.0, 1.0]))
+    assert heavy == {
+        "median_error": 0.0, "within_1": 0.75, "within_2_5": 0.75, "within_5": 1.0, "n": 2
+    }  # fmt: skip
