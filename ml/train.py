@@ -74,9 +74,15 @@ class TrainConfig:
     #: Target each star at its own MK type where the warehouse has one (ELODIE_SPTYPE),
     #: split between the subclasses around it (ml.targets), not at its label's type.
     own_types: bool = True
-    #: Spectrum stars are drawn with probability ~ count(class)^-sample_power (with
-    #: replacement): rare classes are seen often, with fresh augmentations each time.
+    #: Spectrum stars are drawn with probability ~ count(group)^-sample_power (with
+    #: replacement): rare groups are seen often, with fresh augmentations each time ...
     sample_power: float = 0.5
+    #: ... where a star's group is the bin of this many subtypes its own type falls in, not
+    #: its label (0 = by label; stars off MK always by label). A survey with SDSS's label
+    #: frequencies holds 30 A0 or M stars for every B2-B7 or G5-K0 one, and by label an A5
+    #: labelled A0 counts as common; a set of real stars "O to M" is not so lopsided
+    #: (README, Generalization, stop 23).
+    sample_type_bin: float = 3.0
     #: Loss weight ~ count^-power: photometry-only stars / spectrum stars (on top of sampling).
     class_weight_power: float = 0.5
     spec_weight_power: float = 0.25
@@ -355,10 +361,10 @@ def train_model(
     spec_train = train_idx[data.spec_row[train_idx] >= 0]
     phot_train = train_idx[data.spec_row[train_idx] < 0]
     spec_counts = np.bincount(y[spec_train], minlength=len(classes)).astype(np.float64)
-    spec_p = None
-    if len(spec_train) and cfg.sample_power > 0:
-        spec_p = np.maximum(spec_counts[y[spec_train]], 1.0) ** -cfg.sample_power
-        spec_p /= spec_p.sum()
+    own_t = _own_types(data, y, classes, cfg)
+    spec_p = sampling_probabilities(
+        y[spec_train], own_t[spec_train], cfg.sample_type_bin, cfg.sample_power
+    )
     steps_per_epoch = sum(
         1 for _ in _batches(spec_train, phot_train, cfg, np.random.default_rng(0))
     )
@@ -387,7 +393,7 @@ def train_model(
         neighbour_matrix(classes),
         mk_class,
         torch.as_tensor(class_types(classes)),
-        torch.as_tensor(_own_types(data, y, classes, cfg)),
+        torch.as_tensor(own_t),
         gen,
         cfg,
     )
@@ -457,6 +463,23 @@ def _own_types(data: TrainingData, y: np.ndarray, classes: list[str], cfg: Train
             int((np.isfinite(t) & (t != class_types(classes)[np.clip(y, 0, None)])).sum()),
         )
     return t
+
+
+def sampling_probabilities(
+    y: np.ndarray, types: np.ndarray, type_bin: float, power: float
+) -> np.ndarray | None:
+    """Probability of drawing each spectrum star: ~ count(its group)^-power, the group being
+    its label, or (type_bin > 0) the type_bin-subtype bin its own type falls in (stars off
+    MK: their label). None = each star once (power 0 or no stars)."""
+    if not len(y) or power <= 0:
+        return None
+    group = y.astype(np.int64)
+    if type_bin > 0:
+        bins = np.floor(np.nan_to_num(types, nan=0.0) / type_bin).astype(np.int64)
+        group = np.where(np.isfinite(types), int(y.max()) + 1 + bins, group)
+    _, inverse, counts = np.unique(group, return_inverse=True, return_counts=True)
+    p = counts[inverse].astype(np.float64) ** -power
+    return p / p.sum()
 
 
 def _fit_outliers(

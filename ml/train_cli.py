@@ -58,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "continuous type learns where between them a star sits (README, The model)",
     )
     parser.add_argument(
+        "--balance",
+        choices=("types", "labels"),
+        default="types",
+        help="draw spectrum stars balanced over their own types (3-subtype bins; the "
+        "default) or over their labels, as before stop 23: a survey with SDSS's label "
+        "frequencies has 30 A0 or M stars for every G5-K0 one (README, The model)",
+    )
+    parser.add_argument(
         "--min-class-count",
         type=positive_int,
         default=d.min_class_count,
@@ -91,16 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from startrack.config import warehouse_dir
-    from startrack.ml.publish import train_and_publish
+def train_config(args: argparse.Namespace):
+    """The TrainConfig the command line asks for."""
     from startrack.ml.train import TrainConfig
-    from startrack.warehouse.store import Warehouse
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    config = TrainConfig(
+    return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -114,7 +117,19 @@ def run(args: argparse.Namespace) -> int:
         min_epochs=max(0, args.min_epochs),
         model_options={} if args.line_indices is None else {"line_indices": args.line_indices},
         own_types=not args.label_types_only,
+        sample_type_bin=TrainConfig().sample_type_bin if args.balance == "types" else 0.0,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from startrack.config import warehouse_dir
+    from startrack.ml.publish import train_and_publish
+    from startrack.warehouse.store import Warehouse
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    config = train_config(args)
     t0 = time.perf_counter()
     meta = train_and_publish(
         Warehouse(warehouse_dir(args.warehouse)),

@@ -43,3 +43,20 @@ def test_weighted_type_metrics_count_each_star_by_its_weight(bench):
     assert heavy == {
         "median_error": 0.0, "within_1": 0.75, "within_2_5": 0.75, "within_5": 1.0, "n": 2
     }  # fmt: skip
+
+
+def test_type_uniform_weights_give_every_type_bin_the_same_mass(bench):
+    rng = np.random.default_rng(1)
+    own = np.r_[np.full(900, 20.0), rng.uniform(21, 69, 100), [np.nan, 40.0]]  # A0 dominates
+    snr_w = np.r_[np.ones(1000), 1.0, 0.0]  # the last star is outside the S/N range
+    w = bench.type_uniform_weights(own, snr_w)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[-2] == 0 and w[-1] == 0  # no own type; no S/N weight
+    bins = np.floor(own[:-2] / bench.TYPE_BIN)
+    mass = [w[:-2][bins == b].sum() for b in np.unique(bins)]
+    np.testing.assert_allclose(mass, 1 / len(mass), rtol=1e-9)
+    # within a bin the stars keep their relative S/N weights
+    snr_w2 = snr_w.copy()
+    snr_w2[0] = 3.0
+    w2 = bench.type_uniform_weights(own, snr_w2)
+    assert w2[0] == pytest.approx(3 * w2[1])

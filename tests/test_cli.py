@@ -39,6 +39,18 @@ def test_a_negative_model_size_is_refused_before_any_work():
     assert out.returncode == 2 and "--line-indices: must be 0 or more, got -1" in out.stderr
 
 
+def test_train_balances_spectra_over_types_unless_asked_for_labels():
+    from startrack.cli import build_parser
+    from startrack.ml.train_cli import train_config
+
+    parser = build_parser()
+    assert train_config(parser.parse_args(["train"])).sample_type_bin == 3.0
+    by_label = train_config(parser.parse_args(["train", "--balance", "labels"]))
+    assert by_label.sample_type_bin == 0.0
+    out = run("train", "--balance", "classes", check=False)
+    assert out.returncode == 2 and "invalid choice: 'classes'" in out.stderr
+
+
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     """A warehouse from one spec-lite file and one *full* spec file (extra per-exposure HDUs)."""

@@ -118,6 +118,25 @@ def test_class_balanced_sampling_draws_rare_spectrum_classes_more_often():
     assert share_rare == pytest.approx(0.25, abs=0.03)  # sqrt(10)/(sqrt(10)+sqrt(90)) = 0.25
 
 
+def test_sampling_balances_labels_or_the_stars_own_types():
+    from startrack.ml.train import sampling_probabilities
+
+    # 90 A0 stars, most of them at A0 itself and a few at A4-A5; 10 F2 stars; 5 white dwarfs
+    y = np.array([0] * 90 + [1] * 10 + [2] * 5)
+    types = np.r_[np.full(80, 20.0), np.full(10, 24.5), np.full(10, 32.0), np.full(5, np.nan)]
+    by_label = sampling_probabilities(y, types, 0.0, 1.0)
+    assert by_label[:90].sum() == pytest.approx(by_label[90:100].sum())
+    assert by_label[0] == pytest.approx(by_label[85])  # an A4 labelled A0 is just an A0
+    by_type = sampling_probabilities(y, types, 3.0, 1.0)
+    groups = [slice(0, 80), slice(80, 90), slice(90, 100), slice(100, 105)]
+    mass = [by_type[g].sum() for g in groups]
+    np.testing.assert_allclose(mass, 0.25)  # A0-A2, A3-A5, F0-F2 and the white dwarfs
+    assert by_type.sum() == pytest.approx(1.0)
+    half = sampling_probabilities(y, types, 3.0, 0.5)
+    assert half[85] / half[0] == pytest.approx(np.sqrt(80 / 10))
+    assert sampling_probabilities(y, types, 3.0, 0.0) is None
+
+
 def test_time_budget_stops_training_and_still_returns_a_calibrated_model():
     data = synthetic_data(200, spec_fraction=0.5, seed=4)
     cfg = TrainConfig(epochs=50, batch_size=16, min_class_count=2, time_budget_s=0.5)
