@@ -19,6 +19,9 @@ goals: <= 1.5, >= 0.75, >= 0.97), accuracy and within one, from the predicted la
 number and from the continuous type. Only MK stars count in the type metrics. ``own_type``:
 the same against each star's own type (its ELODIE_SPTYPE: the type the simulator drew for it,
 between the templates, +- 1 subtype), as a library star's MK type would be.
+``own_type_uniform_snr_4_60``: the same with every 3-subtype bin of the own type weighted
+equally and the S/N log-uniform over 4-60, the weights under which the class-grid limit is the
+real set's (``type_uniform_weights``): the proxy for a set of real stars "O to M".
 
 Usage: python benchmarks/bench_transfer.py [--stars 20000] [--spectra 4000]
        [--time-budget 300] [--workdir bench-transfer] [--out transfer.json]
