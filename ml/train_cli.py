@@ -6,8 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from startrack.argtypes import count, positive_float, positive_int
+
+if TYPE_CHECKING:  # torch is imported only when a command trains
+    from startrack.ml.train import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def train_config(args: argparse.Namespace):
+def train_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the command line asks for."""
     from startrack.ml.train import TrainConfig
 
