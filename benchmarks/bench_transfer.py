@@ -123,10 +123,12 @@ def type_uniform_weights(own_type: np.ndarray, weights: np.ndarray) -> np.ndarra
     0.84-0.85 of the stars and within 5 for 0.99 (median 1): the class-grid limit the issue
     gives for the real set (1.0 / 0.81-0.84 / 0.99). Unweighted it is 0.88-0.93."""
     ok = np.isfinite(own_type) & (weights > 0)
+    if not ok.any():  # no star with an own type in the S/N range: nothing to weigh
+        return np.zeros(len(weights))
     b = np.floor(np.where(ok, own_type, 0.0) / TYPE_BIN).astype(int)
     mass = np.bincount(b[ok], weights=weights[ok])
-    w = np.where(ok, weights / np.maximum(mass[np.clip(b, 0, len(mass) - 1)], 1e-300), 0.0)
-    return w / w.sum() if w.sum() > 0 else w
+    w = np.where(ok, weights / np.maximum(mass[b], 1e-300), 0.0)
+    return w / w.sum()
 
 
 def label_types(labels: np.ndarray) -> np.ndarray:

@@ -60,3 +60,7 @@ def test_type_uniform_weights_give_every_type_bin_the_same_mass(bench):
     snr_w2[0] = 3.0
     w2 = bench.type_uniform_weights(own, snr_w2)
     assert w2[0] == pytest.approx(3 * w2[1])
+    # no star with an own type (or none in the S/N range): all weights 0, and the metrics say n 0
+    none = bench.type_uniform_weights(np.array([np.nan, 30.0]), np.array([1.0, 0.0]))
+    assert (none == 0).all()
+    assert bench.type_metrics(np.array([np.nan, 30.0]), np.array([20.0, 30.0]), none) == {"n": 0}
