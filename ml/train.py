@@ -366,7 +366,9 @@ def train_model(
         y[spec_train], own_t[spec_train], cfg.sample_type_bin, cfg.sample_power
     )
     dense_w = np.ones(len(y), dtype=np.float32)
-    dense_w[spec_train] = label_draw_weights(y[spec_train], own_t[spec_train], spec_p, cfg)
+    dense_w[spec_train] = label_draw_weights(
+        y[spec_train], own_t[spec_train], spec_p, cfg.sample_power
+    )
     steps_per_epoch = sum(
         1 for _ in _batches(spec_train, phot_train, cfg, np.random.default_rng(0))
     )
@@ -486,13 +488,13 @@ def sampling_probabilities(
 
 
 def label_draw_weights(
-    y: np.ndarray, types: np.ndarray, p: np.ndarray | None, cfg: TrainConfig
+    y: np.ndarray, types: np.ndarray, p: np.ndarray | None, power: float
 ) -> np.ndarray:
     """Per spectrum star, the weight that turns its draw ``p`` (by type) back into the draw by
     label, for the dense head's loss: colours are all that head has for the stars without a
     spectrum, and those keep SDSS's mix of types (drawn by type, it typed the real SDSS
     stars' photometry 0.035 worse within 2.5 subtypes; README, Generalization, stop 23)."""
-    by_label = sampling_probabilities(y, types, 0.0, cfg.sample_power)
+    by_label = sampling_probabilities(y, types, 0.0, power)
     if p is None or by_label is None:
         return np.ones(len(y), dtype=np.float32)
     return (by_label / p).astype(np.float32)
