@@ -13,8 +13,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade -c constraints.txt pip
-	@# a registry connection that drops mid-download (a 55 MB wheel) resumes instead of failing
-	$(BIN)/python -m pip install --quiet --retries 10 --resume-retries 10 -c constraints.txt -e '.[dev,serve]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,serve]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP) ## create .venv with the pinned dependencies
