@@ -156,8 +156,10 @@ REDDENED_EBV = 0.4
 BLUE_TILT_EBV = -0.15
 
 
-def observed_as(data, rows: np.ndarray, condition: str):
-    """(stars, Spectra) for ``rows`` as seen under ``condition`` (copies; data is untouched)."""
+def observed_as(data, rows: np.ndarray, condition: str, ebv: float | None = None):
+    """(stars, Spectra) for ``rows`` as seen under ``condition`` (copies; data is untouched).
+
+    ``ebv``: the E(B-V) of the `reddened` condition (default REDDENED_EBV; < 0 tilts blue)."""
     from scipy.ndimage import gaussian_filter1d
 
     from startrack.grid import wavelength
@@ -182,7 +184,8 @@ def observed_as(data, rows: np.ndarray, condition: str):
         from startrack.ml.augment import SDSS_EXTINCTION
         from startrack.simulator.extinction import extinction_magnitudes
 
-        ebv = REDDENED_EBV if condition == "reddened" else BLUE_TILT_EBV
+        if ebv is None:
+            ebv = REDDENED_EBV if condition == "reddened" else BLUE_TILT_EBV
         dim = 10.0 ** (-0.4 * extinction_magnitudes(wavelength(), ebv))
         flux, ivar = (flux * dim).astype(np.float32), (ivar / dim**2).astype(np.float32)
         for band, a in zip("ugriz", SDSS_EXTINCTION, strict=True):

@@ -48,6 +48,10 @@ class AugmentConfig:
     #: families, and most of its robustness to dust (README, Generalization, stop 21).
     #: 0 = uniform to max_ebv, as for stars with a spectrum.
     phot_ebv_mean: float = 0.25
+    #: The same for the reddened share of stars with a spectrum (0 = uniform to max_ebv).
+    spec_ebv_mean: float = 0.0
+    #: Of those, this share is drawn uniform to max_ebv all the same (the heavily reddened tail).
+    spec_ebv_tail: float = 0.0
     p_continuum: float = 0.5
     continuum_sigma: float = 0.05
     #: Flux-calibration tilt along the dust law, either way (E(B-V)-equivalent ~ N(0, sigma)),
@@ -105,6 +109,19 @@ def _extinction_curve(npix: int) -> torch.Tensor:
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+
+def spectrum_ebv(n: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """E(B-V) for ``n`` reddened spectra: uniform to max_ebv, or exponential with mean
+    cfg.spec_ebv_mean capped at max_ebv."""
+    if cfg.spec_ebv_mean <= 0:
+        return _uniform(n, 0.0, cfg.max_ebv, gen)
+    u = torch.rand(n, generator=gen)
+    ebv = (-cfg.spec_ebv_mean * torch.log1p(-u)).clamp(max=cfg.max_ebv)
+    if cfg.spec_ebv_tail > 0:
+        tail = torch.rand(n, generator=gen) < cfg.spec_ebv_tail
+        ebv = torch.where(tail, _uniform(n, 0.0, cfg.max_ebv, gen), ebv)
+    return ebv
 
 
 def photometry_ebv(n: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
@@ -276,7 +293,7 @@ def augment_spectra(flux, ivar, mask, gen: torch.Generator, cfg: AugmentConfig):
     flux, ivar, mask = _apply(rows, rv_shift, flux, ivar, mask, v)
     ebv = torch.zeros(b)
     rows = _chosen(b, cfg.p_redden, gen)
-    ebv[rows] = _uniform(int(rows.sum()), 0.0, cfg.max_ebv, gen)
+    ebv[rows] = spectrum_ebv(int(rows.sum()), cfg, gen)
     if cfg.p_calib_tilt > 0:  # along the same law: one pass applies dust and tilt together
         tilted = _chosen(b, cfg.p_calib_tilt, gen)
         ebv[tilted] += torch.randn(int(tilted.sum()), generator=gen) * cfg.calib_tilt_sigma

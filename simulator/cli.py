@@ -11,6 +11,7 @@ from startrack.config import DEFAULT_SURVEY
 from startrack.errors import UsageError
 from startrack.executors import add_scheduler_argument, resolve_scheduler
 from startrack.simulator.simulate import simulate_survey
+from startrack.simulator.targeting import TARGETING
 from startrack.simulator.type_scale import TEMPLATE_TYPES
 
 
@@ -57,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "frequencies (subclasses without a template are skipped)",
     )  # fmt: skip
     parser.add_argument(
+        "--targeting", choices=TARGETING, default="random",
+        help="which stars get a spectrum: 'random' (default) keeps the catalog's label mix "
+        "(mostly A0, F5 and M), as SDSS's stellar spectra have it; 'types' spreads the spectra "
+        "evenly over the MK types, as colour-selected target categories (SEGUE) do, so rare "
+        "types are not a handful: a survey to measure a model on every type",
+    )  # fmt: skip
+    parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1,
         help="processes rendering spectra (default: all cores, %(default)s)",
     )  # fmt: skip
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             variety=not args.exact_templates,
             scheduler=resolve_scheduler(args.scheduler),
             template_types=args.template_types,
+            targeting=args.targeting,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None

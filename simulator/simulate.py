@@ -44,6 +44,12 @@ from startrack.simulator.fits_writer import (
     write_spec_lite,
 )
 from startrack.simulator.photometry import BANDS, observe_psf_mags, weights_for_loglam
+from startrack.simulator.targeting import (
+    check_targeting,
+    selection_weights,
+    spectroscopic_shares,
+    weighted_sample,
+)
 from startrack.simulator.templates import (
     TemplateSet,
     absorption_change,
@@ -209,8 +215,10 @@ def _synthetic_ids(
 
 
 def _default_labels(
-    rng: np.random.Generator, n: int, templates: TemplateSet
+    rng: np.random.Generator, n: int, n_spectra: int, templates: TemplateSet, targeting: str
 ) -> tuple[pd.DataFrame, int]:
+    """Synthetic identifiers with SDSS's label frequencies; the spectroscopic stars' labels
+    follow the targeting (``targeting.spectroscopic_shares``)."""
     usable = {k: v for k, v in DEFAULT_SUBCLASS_COUNTS.items() if templates.index_of(k) is not None}
     dropped = sorted(set(DEFAULT_SUBCLASS_COUNTS) - set(usable))
     if dropped:
@@ -218,7 +226,13 @@ def _default_labels(
     names = np.array(list(usable))
     p = np.array(list(usable.values()), dtype=float)
     ids = _synthetic_ids(rng, n)
-    ids["subClass"] = rng.choice(names, n, p=p / p.sum())
+    subclass = rng.choice(names, n, p=p / p.sum())
+    spec = rng.choice(n, n_spectra, replace=False)
+    shares = spectroscopic_shares(usable, targeting)
+    q = np.array([shares[name] for name in names])
+    subclass[spec] = rng.choice(names, n_spectra, p=q / q.sum())
+    ids["subClass"] = subclass
+    ids["has_spectrum"] = np.isin(np.arange(n), spec)
     return ids, 0
 
 
@@ -241,8 +255,15 @@ def read_label_table(path: Path) -> pd.DataFrame:
 
 
 def _labels_from_table(
-    rng: np.random.Generator, n: int, templates: TemplateSet, path: Path
+    rng: np.random.Generator,
+    n: int,
+    n_spectra: int,
+    templates: TemplateSet,
+    path: Path,
+    targeting: str,
 ) -> tuple[pd.DataFrame, int]:
+    """Real identifiers and labels; the spectroscopic ones are drawn from the whole table by
+    the targeting, the photometry-only ones at random from the rest."""
     table = read_label_table(path)
     has_template = table["subClass"].map(lambda s: templates.index_of(s) is not None)
     skipped = int((~has_template).sum())
@@ -257,20 +278,35 @@ def _labels_from_table(
     if table.empty:
         raise ValueError(f"--labels-from {path}: no row has a subclass with a template")
     take = min(n, len(table))
-    rows = table.iloc[np.sort(rng.choice(len(table), take, replace=False))].reset_index(drop=True)
+    labels = table["subClass"].to_numpy(str)
+    shares = spectroscopic_shares(table["subClass"].value_counts().to_dict(), targeting)
+    weights = selection_weights(labels, shares)
+    n_real_spec = min(n_spectra, take)
+    spec = weighted_sample(rng, weights, n_real_spec)
+    rest = np.setdiff1d(np.arange(len(table)), spec)
+    chosen = np.sort(np.concatenate([spec, rng.choice(rest, take - n_real_spec, replace=False)]))
+    rows = table.iloc[chosen].reset_index(drop=True)
+    rows["has_spectrum"] = np.isin(chosen, spec)
     if take < n:  # more stars than real rows: synthetic ids, real label frequencies
         log.info("%d real identifiers; %d more stars get synthetic ones", take, n - take)
         exclude = set(zip(table.plate, table.mjd, table.fiberID, strict=True))
         extra = _synthetic_ids(rng, n - take, exclude=exclude)
-        extra["subClass"] = rng.choice(table["subClass"].to_numpy(), n - take)
+        extra["subClass"] = rng.choice(labels, n - take)
+        extra["has_spectrum"] = np.arange(n - take) < n_spectra - n_real_spec
+        names = np.array(list(shares))
+        q = np.array([shares[name] for name in names])
+        n_extra_spec = int(extra["has_spectrum"].sum())
+        extra.loc[extra["has_spectrum"], "subClass"] = rng.choice(
+            names, n_extra_spec, p=q / q.sum()
+        )
         rows = pd.concat([rows, extra], ignore_index=True)
-    return rows[["plate", "mjd", "fiberID", "subClass"]], skipped
+    return rows[["plate", "mjd", "fiberID", "subClass", "has_spectrum"]], skipped
 
 
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 6
+SIMULATOR_VERSION = 8
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -338,13 +374,15 @@ def plan_survey(
     templates: Path | None = None,
     labels_from: Path | None = None,
     template_types: str = "measured",
+    targeting: str = "random",
 ) -> tuple[pd.DataFrame, int]:
     """Every star's parameters (vectorized), and how many label rows were skipped.
 
     Columns: the catalog identifiers plus family, template_types, template_row, r_true, ebv,
-    z_true, snr_target, has_spectrum. Spectroscopic stars are the first rows chosen at random.
+    z_true, snr_target, has_spectrum. Which stars have a spectrum: ``targeting``.
     """
     check_template_types(template_types)
+    check_targeting(targeting)
     if n_stars < 1:
         raise ValueError("--stars must be at least 1")
     if not 0 <= n_spectra <= n_stars:
@@ -354,9 +392,11 @@ def plan_survey(
     ts = _AnyFamily(tuple(sets))
     rng = np.random.default_rng(np.random.SeedSequence([seed]))
     if labels_from is not None:
-        stars, skipped = _labels_from_table(rng, n_stars, ts, Path(labels_from))
+        stars, skipped = _labels_from_table(
+            rng, n_stars, n_spectra, ts, Path(labels_from), targeting
+        )
     else:
-        stars, skipped = _default_labels(rng, n_stars, ts)
+        stars, skipped = _default_labels(rng, n_stars, n_spectra, ts, targeting)
     n = len(stars)
     # each star from one family (at random among those with a template for its subclass)
     fam = rng.integers(0, len(families), n)
@@ -384,9 +424,7 @@ def plan_survey(
     stars["ra"] = (ra0[inverse] + rad * np.cos(ang) / np.cos(np.radians(dec))) % 360.0
     stars["dec"] = dec
 
-    has_spec = np.zeros(n, dtype=bool)
-    has_spec[rng.choice(n, n_spectra, replace=False)] = True
-    stars["has_spectrum"] = has_spec
+    has_spec = stars["has_spectrum"].to_numpy(bool)
     r = _faint_skewed_mags(rng, n, *PHOT_R_RANGE)
     r[has_spec] = _faint_skewed_mags(rng, int(has_spec.sum()), *SPEC_R_RANGE)
     stars["r_true"] = r
@@ -738,6 +776,7 @@ def simulate_survey(
     variety: bool = True,
     scheduler: str | None = None,
     template_types: str = "measured",
+    targeting: str = "random",
 ) -> SimulationSummary:
     """Write a simulated survey (catalog.csv + spectra/) into `out_dir`.
 
@@ -748,6 +787,7 @@ def simulate_survey(
     (``type_scale``: the SDSS names are 4-7 subtypes off MK for F2-G5); 'names' takes the
     file's names as they are.
     ``scheduler``: render on a Dask cluster (startrack.executors); `out_dir` must be shared.
+    ``targeting``: which stars get a spectrum (``simulator.targeting``).
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -758,7 +798,9 @@ def simulate_survey(
     families = template_families(templates)
     templates_path = families[0]
 
-    stars, skipped = plan_survey(n_stars, n_spectra, seed, families, labels_from, template_types)
+    stars, skipped = plan_survey(
+        n_stars, n_spectra, seed, families, labels_from, template_types, targeting
+    )
     stars = stars.join(_catalog_photometry(stars, seed))
     stars["variety"] = bool(variety)
     stars["snMedian"] = stars["snr_target"]

@@ -176,11 +176,15 @@ def _optical_depth(
     """
     g = float(np.clip(logg, 0.0, 5.5)) - DWARF_LOGG  # < 0 for giants
     lum = float(np.clip(-g / 3.5, 0.0, 1.3))  # 0 dwarf, ~0.6 giant, ~1 supergiant
-    metal = 10.0 ** (0.6 * float(np.clip(feh, -2.5, 0.6)))
+    # Line strengths fall ~0.3 dex per dex of [Fe/H] (Lick indices of metal-poor dwarfs:
+    # Worthey et al. 1994; strong lines saturate), so a halo G2 keeps half its Mg b and G
+    # band. At 0.6 dex per dex a [Fe/H] = -1.5 G2 dwarf kept 1/6 of its Mg b and 1/8 of its
+    # G band, had no type features left, and the model learned to call such stars F5.
+    metal = 10.0 ** (0.3 * float(np.clip(feh, -2.5, 0.6)))
     press = 10.0 ** (0.15 * min(g, 0.5))  # pressure-sensitive lines: weaker in giants
     tau = np.zeros_like(wave)
     # Metal-line blanketing: suppresses the blue/UV of cool stars (why the Sun's g-r is 0.44).
-    blanket = (0.55 * _rise(t, 5600, 900) + 0.25 * _rise(t, 7500, 600)) * metal**0.5
+    blanket = (0.55 * _rise(t, 5600, 900) + 0.25 * _rise(t, 7500, 600)) * metal
     tau += blanket * (4000.0 / wave) ** 6
     # The 4000 A break of F-K stars: blueward of 3883 A the CN violet band and a forest of
     # metal lines depress the continuum far more than the smooth blanketing does (narrow D4000
@@ -188,7 +192,7 @@ def _optical_depth(
     # built-in K dwarfs 1.4-1.7, and a model trained on the SDSS templates took built-in K1
     # stars for F5-G2). Depth and fade fitted to the SDSS F5-K5 templates in 20 A bins over
     # 3810-4000 A (tests/test_templates.py checks the break).
-    cn = (0.24 * _rise(t, 7300, 300) + 0.60 * _rise(t, 5500, 200)) * metal**0.5
+    cn = (0.24 * _rise(t, 7300, 300) + 0.60 * _rise(t, 5500, 200)) * metal
     cn *= 1.0 - _rise(t, 3900, 100)  # TiO takes over in M dwarfs
     # ... ending at ~3740 A: beyond SDSS spectra, and the u-g of real stars (the 1,000 in
     # ../shared) leaves no room for more absorption in the u band.
@@ -198,8 +202,13 @@ def _optical_depth(
     # ... and the F-G tail of the Balmer lines, gone by mid-K (K5 dwarfs show Hbeta ~0).
     late_balmer = 0.25 * _rise(t, 7000, 900) * (1.0 - _rise(t, 5200, 250))
     # Stark wings: width ~ g^(1/3) (electron density at the line-forming depth), so a blue
-    # horizontal-branch A star (log g ~3.2) has half the wings of an A0 dwarf.
-    width = (4.0 + 18.0 * _bump(t, 9800, 0.08)) * 10.0 ** (0.33 * min(g, 0.5))
+    # horizontal-branch A star (log g ~3.2) has half the wings of an A0 dwarf. Only in hot
+    # stars: below ~7000 K the wings come from collisions with neutral hydrogen and hardly
+    # depend on gravity (why H alpha and H beta measure the Teff of F-K stars, giants or
+    # dwarfs). Applied at every Teff, a G2 giant had a third of a G2 dwarf's H beta, a K
+    # dwarf's, and the model could not type G giants by their Balmer lines.
+    stark = 1.0 - _rise(t, 7500, 500)
+    width = (4.0 + 18.0 * _bump(t, 9800, 0.08)) * 10.0 ** (0.33 * stark * min(g, 0.5))
     for k, center in enumerate(BALMER):
         tau += _lorentz(wave, center, balmer * (0.9 - 0.06 * k) + late_balmer, width)
     # Balmer jump below 3646 A (bound-free), largest for A stars and for low gravity at a
@@ -219,13 +228,13 @@ def _optical_depth(
     # the luminosity criteria of A-F stars: a supergiant's are several times a dwarf's. They
     # are also what tells a narrow-lined A supergiant from an O star, which has He II and no
     # metal lines (without them a model typed built-in A0 supergiants O from the spectrum).
-    mg2 = 0.08 * _bump(t, 10_500, 0.16) * metal**0.5 * (1.0 + 0.8 * lum)
+    mg2 = 0.08 * _bump(t, 10_500, 0.16) * metal * (1.0 + 0.8 * lum)
     tau += _line(wave, 4482.4, mg2, 2.0)
     ions = 0.04 * _bump(t, 8500, 0.12) * metal * (1.0 + 2.0 * lum)
     for center in IONIZED_METAL_LINES:
         tau += _line(wave, center, ions, 1.8)
     # Ca II H&K, Ca I 4227, G band, Mg b, Na D, Ca II triplet: grow toward K.
-    cahk = (1.6 * _rise(t, 7200, 700) + 0.25 * _rise(t, 10_000, 800)) * metal**0.5
+    cahk = (1.6 * _rise(t, 7200, 700) + 0.25 * _rise(t, 10_000, 800)) * metal
     for center in (3934.78, 3969.59):
         tau += _lorentz(wave, center, cahk, 3.0 + 5.0 * _rise(t, 5000, 600))
     ca4227 = 1.2 * _rise(t, 4800, 350) * press**2 + 0.12 * _rise(t, 7500, 600)

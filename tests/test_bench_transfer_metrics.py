@@ -64,3 +64,33 @@ def test_type_uniform_weights_give_every_type_bin_the_same_mass(bench):
     none = bench.type_uniform_weights(np.array([np.nan, 30.0]), np.array([1.0, 0.0]))
     assert (none == 0).all()
     assert bench.type_metrics(np.array([np.nan, 30.0]), np.array([20.0, 30.0]), none) == {"n": 0}
+
+
+def test_reddened_condition_dims_spectrum_and_photometry_along_one_law(bench):
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from startrack.grid import NPIX, wavelength
+    from startrack.ml.augment import SDSS_EXTINCTION
+
+    n = 3
+    stars = pd.DataFrame({f"mag_{b}": np.full(n, 17.0) for b in "ugriz"})
+    data = SimpleNamespace(
+        stars=stars,
+        spec_row=np.arange(n),
+        flux=np.ones((n, NPIX), np.float32),
+        ivar=np.ones((n, NPIX), np.float32),
+        mask=np.zeros((n, NPIX), bool),
+        norm=np.ones(n, np.float32),
+    )
+    rows = np.arange(n)
+    for ebv in (0.1, 0.4):
+        seen, spectra = bench.observed_as(data, rows, "reddened", ebv=ebv)
+        blue, red = spectra.flux[0, wavelength() < 4000].mean(), spectra.flux[0, -50:].mean()
+        assert blue < red < 1.0  # dust dims the blue most
+        assert seen["mag_g"].iloc[0] == pytest.approx(17.0 + SDSS_EXTINCTION[1] * ebv)
+    _, default = bench.observed_as(data, rows, "reddened")
+    _, explicit = bench.observed_as(data, rows, "reddened", ebv=bench.REDDENED_EBV)
+    assert np.array_equal(default.flux, explicit.flux)
+    assert (data.flux == 1).all()  # the survey's own arrays are untouched

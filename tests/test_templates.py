@@ -206,3 +206,33 @@ def test_builtin_m_dwarfs_have_the_colours_of_real_ones(real_templates):
         real = colours(sdss, sdss.index_of(name))
         ours = colours(builtin, builtin.index_of(name))
         assert np.all(np.abs(ours - real) <= (0.2, 0.25, 0.2)), (name, ours, real)
+
+
+def _ews(name: str, logg: float, feh: float) -> dict[str, float]:
+    from startrack.simulator.line_indices import equivalent_widths
+    from startrack.simulator.templates import teff_range
+
+    wave = builtin_templates().wavelength
+    lo, hi = teff_range(name, BUILTIN_NAMES)
+    return equivalent_widths(wave, star_flux(name, wave, float(np.sqrt(lo * hi)), logg, feh))
+
+
+def test_cool_giants_keep_the_balmer_lines_of_their_temperature():
+    """Below ~7000 K the Balmer wings are not pressure-broadened: H beta and H alpha measure
+    Teff in giants as in dwarfs. Only hot stars (A0-B) narrow their wings at low gravity."""
+    for name in ("G2", "K1"):
+        dwarf, giant, supergiant = (_ews(name, g, -0.2) for g in (4.5, 2.5, 1.2))
+        for line in ("H beta", "H alpha"):
+            assert giant[line] == pytest.approx(dwarf[line], rel=0.15), (name, line)
+            assert supergiant[line] == pytest.approx(dwarf[line], rel=0.15), (name, line)
+    b9_dwarf, b9_giant = _ews("B9", 4.5, 0.0), _ews("B9", 2.5, 0.0)
+    assert b9_giant["H beta"] < 0.9 * b9_dwarf["H beta"]  # Stark wings: a luminosity criterion
+
+
+def test_metal_poor_stars_keep_weaker_but_clear_metal_lines():
+    """Lick indices fall ~0.3 dex per dex of [Fe/H] (strong lines saturate): a halo G2 keeps
+    a third to a half of a disc G2's Mg b and G band, not the ~1/8 of linear line depths."""
+    disc, halo = _ews("G2", 4.5, 0.0), _ews("G2", 4.5, -1.5)
+    for line in ("Mg b", "G band", "Fe 5270"):
+        assert 0.25 < halo[line] / disc[line] < 0.6, line
+    assert halo["H beta"] == pytest.approx(disc["H beta"], rel=0.05)  # Teff, not metals
