@@ -214,3 +214,17 @@ def test_calibration_tilts_go_both_ways_and_the_photometry_gets_the_same_one():
         flux, ivar, mask, torch.Generator().manual_seed(0), A.AugmentConfig(p_calib_tilt=0.0)
     )[3]
     assert (off >= 0).all()  # without it, only dust: never bluer
+
+
+def test_spectra_are_reddened_uniformly_unless_a_sky_of_less_dust_is_asked_for():
+    from startrack.ml.augment import AugmentConfig, spectrum_ebv
+
+    gen = torch.Generator().manual_seed(0)
+    uniform = spectrum_ebv(20000, AugmentConfig(), gen)
+    assert float(uniform.mean()) == pytest.approx(0.4, abs=0.01) and float(uniform.max()) <= 0.8
+    clear = spectrum_ebv(20000, AugmentConfig(spec_ebv_mean=0.1), gen)
+    assert float(clear.mean()) == pytest.approx(0.1, abs=0.01)
+    assert float((clear > 0.4).float().mean()) < 0.03
+    tail = spectrum_ebv(20000, AugmentConfig(spec_ebv_mean=0.05, spec_ebv_tail=0.2), gen)
+    assert float((tail > 0.4).float().mean()) == pytest.approx(0.2 * 0.5, abs=0.015)
+    assert float(tail.max()) <= 0.8
