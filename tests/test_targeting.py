@@ -90,3 +90,21 @@ def test_selection_weights_reach_the_shares_in_expectation():
 def test_a_bad_targeting_is_a_clear_error():
     with pytest.raises(ValueError, match="--targeting must be one of types, random"):
         plan_survey(10, 1, 1, targeting="even")
+
+
+def test_simulate_cli_takes_targeting_and_refuses_an_unknown_one(tmp_path, capsys):
+    import argparse
+
+    from startrack.simulator.cli import add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--out", str(tmp_path), "--stars", "400", "--spectra", "40", "--workers", "1"]
+    assert parser.parse_args(base).targeting == "random"
+    assert run(parser.parse_args([*base, "--targeting", "types"])) == 0
+    catalog = pd.read_csv(tmp_path / "catalog.csv")
+    assert len(list((tmp_path / "spectra").glob("spec-*.fits"))) == 40
+    assert len(catalog) == 400
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--targeting", "even"])
+    assert "invalid choice: 'even'" in capsys.readouterr().err
