@@ -177,7 +177,7 @@ def _optical_depth(
     g = float(np.clip(logg, 0.0, 5.5)) - DWARF_LOGG  # < 0 for giants
     lum = float(np.clip(-g / 3.5, 0.0, 1.3))  # 0 dwarf, ~0.6 giant, ~1 supergiant
     # Line strengths fall ~0.3 dex per dex of [Fe/H] (Lick indices of metal-poor dwarfs:
-    # Worthey et al. 1994; strong lines saturate), so a halo G2 keeps half its Mg b and G
+    # Worthey et al. 1994; strong lines saturate), so a halo G2 keeps ~40 % of its Mg b and G
     # band. At 0.6 dex per dex a [Fe/H] = -1.5 G2 dwarf kept 1/6 of its Mg b and 1/8 of its
     # G band, had no type features left, and the model learned to call such stars F5.
     metal = 10.0 ** (0.3 * float(np.clip(feh, -2.5, 0.6)))
