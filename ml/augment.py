@@ -111,14 +111,19 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
     return lo + (hi - lo) * torch.rand(n, generator=gen)
 
 
+def _dust(n: int, mean: float, cap: float, gen: torch.Generator) -> torch.Tensor:
+    """E(B-V) exponential with ``mean``, capped at ``cap``; uniform to ``cap`` when mean <= 0."""
+    u = torch.rand(n, generator=gen)
+    if mean <= 0:
+        return cap * u
+    return (-mean * torch.log1p(-u)).clamp(max=cap)
+
+
 def spectrum_ebv(n: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """E(B-V) for ``n`` reddened spectra: uniform to max_ebv, or exponential with mean
-    cfg.spec_ebv_mean capped at max_ebv."""
-    if cfg.spec_ebv_mean <= 0:
-        return _uniform(n, 0.0, cfg.max_ebv, gen)
-    u = torch.rand(n, generator=gen)
-    ebv = (-cfg.spec_ebv_mean * torch.log1p(-u)).clamp(max=cfg.max_ebv)
-    if cfg.spec_ebv_tail > 0:
+    cfg.spec_ebv_mean capped at max_ebv with a share cfg.spec_ebv_tail uniform all the same."""
+    ebv = _dust(n, cfg.spec_ebv_mean, cfg.max_ebv, gen)
+    if cfg.spec_ebv_mean > 0 and cfg.spec_ebv_tail > 0:
         tail = torch.rand(n, generator=gen) < cfg.spec_ebv_tail
         ebv = torch.where(tail, _uniform(n, 0.0, cfg.max_ebv, gen), ebv)
     return ebv
@@ -127,10 +132,7 @@ def spectrum_ebv(n: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tens
 def photometry_ebv(n: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """E(B-V) for ``n`` stars without a spectrum: exponential with mean cfg.phot_ebv_mean,
     capped at cfg.max_ebv (uniform to max_ebv when the mean is 0)."""
-    u = torch.rand(n, generator=gen)
-    if cfg.phot_ebv_mean <= 0:
-        return cfg.max_ebv * u
-    return (-cfg.phot_ebv_mean * torch.log1p(-u)).clamp(max=cfg.max_ebv)
+    return _dust(n, cfg.phot_ebv_mean, cfg.max_ebv, gen)
 
 
 def _chosen(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
