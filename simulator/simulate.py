@@ -292,7 +292,8 @@ def _labels_from_table(
         exclude = set(zip(table.plate, table.mjd, table.fiberID, strict=True))
         extra = _synthetic_ids(rng, n - take, exclude=exclude)
         extra["subClass"] = rng.choice(labels, n - take)
-        extra["has_spectrum"] = np.arange(n - take) < n_spectra - n_real_spec
+        extra_spec = rng.choice(n - take, n_spectra - n_real_spec, replace=False)
+        extra["has_spectrum"] = np.isin(np.arange(n - take), extra_spec)
         names = np.array(list(shares))
         q = np.array([shares[name] for name in names])
         n_extra_spec = int(extra["has_spectrum"].sum())

@@ -108,3 +108,22 @@ def test_simulate_cli_takes_targeting_and_refuses_an_unknown_one(tmp_path, capsy
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--targeting", "even"])
     assert "invalid choice: 'even'" in capsys.readouterr().err
+
+
+def test_more_spectra_than_real_rows_go_to_synthetic_stars_at_random(tmp_path):
+    rows = [(300 + i, 51600 + i, 1 + i, name) for i, name in enumerate(["A0", "F5", "K3"] * 7)]
+    table = pd.DataFrame(rows, columns=["plate", "mjd", "fiberID", "subClass"])
+    path = tmp_path / "labels.csv"
+    table.to_csv(path, index=False)
+    plan, _ = plan_survey(200, 60, 3, labels_from=path, targeting="types")
+    assert plan["has_spectrum"].sum() == 60
+    real = plan.merge(table, on=["plate", "mjd", "fiberID"], suffixes=("", "_real"))
+    assert len(real) == 21 and real["has_spectrum"].all()  # every real row has its spectrum
+    assert (real.subClass == real.subClass_real).all()
+    synthetic = plan[
+        ~plan.set_index(["plate", "mjd", "fiberID"]).index.isin(
+            real.set_index(["plate", "mjd", "fiberID"]).index
+        )
+    ]
+    spec_at = np.flatnonzero(synthetic["has_spectrum"].to_numpy())
+    assert len(spec_at) == 39 and spec_at.max() > 60  # spread over the synthetic stars
