@@ -1,13 +1,11 @@
 """Which catalog stars get a spectrum.
 
-SDSS did not take spectra of stars at random: SEGUE and the other stellar programmes chose
-targets by colour category (blue horizontal branch, F turn-off, G dwarfs, K giants, M dwarfs,
-white dwarfs, ...), which spreads spectra over the types far more evenly than the catalog's
-label frequencies. A model that is to type any star must see every type: a survey drawn at
-random holds a handful of B2-B7 or G5-G7 spectra next to thousands of A0 and F5 ones, and the
-rare types are measured on a handful. ``types`` targeting gives each stretch of the MK
-sequence the same share of spectra; ``random`` (the default) keeps the catalog's label mix,
-which is SDSS's own: its label tables are those of its spectra.
+A survey drawn at random with SDSS's label mix holds a handful of B2-B7 or G5-G7 spectra next
+to thousands of A0 and F5 ones, so the rare types are measured on a handful. ``types``
+targeting gives each stretch of the MK sequence the same share of the spectra, as colour-
+selected target categories (SEGUE's blue horizontal branch, F turn-off, K giants, ...) spread
+them; ``random`` (the default) keeps the label mix, which is SDSS's own: its label tables are
+those of its spectra.
 """
 
 from __future__ import annotations
