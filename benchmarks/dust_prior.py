@@ -9,7 +9,8 @@ within 2.5 subtypes, for stars at S/N >= 15 (where the lines alone would type th
 A model whose answers are unbiased at E(B-V) ~ 0 but move by subtypes per 0.1 of dust reads
 its type from the continuum; one biased at 0 and unbiased at the training mean carries the
 training's dust as a prior. Compare models trained with different `AugmentConfig` dust
-(`p_redden`, `max_ebv`, `spec_ebv_mean`, `spec_ebv_tail`) on the same survey.
+(`p_redden`, `max_ebv`, `spec_ebv_mean`, `spec_ebv_tail`, `hot_dust_below`) on the same
+survey.
 
 Usage: python benchmarks/dust_prior.py SURVEY_DIR MODEL_DIR [MODEL_DIR ...]
        [--ebv -0.1 0 0.1 0.2 0.4] [--min-snr 15] [--out dust.json]

@@ -585,7 +585,9 @@ def _train_step(model: StarClassifier, idx: np.ndarray, b: _Batches) -> dict[str
         if model.cfg.rest_frame:  # as batched_logits does at validation and inference
             flux, ivar, mask = to_rest_frame(flux, ivar, mask, raw[has, 0])
         snr0 = median_snr(ivar, mask)
-        flux, ivar, mask, ebv_s, snr1 = augment_spectra(flux, ivar, mask, gen, cfg.augment)
+        flux, ivar, mask, ebv_s, snr1 = augment_spectra(
+            flux, ivar, mask, gen, cfg.augment, b.star_types[idx][has]
+        )
         ebv[has] = ebv_s
         # keep the tabular S/N consistent with the noise we added
         ratio = torch.where(snr0 > 0, snr1 / snr0.clamp(min=1e-3), torch.ones_like(snr0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -216,15 +217,39 @@ def test_calibration_tilts_go_both_ways_and_the_photometry_gets_the_same_one():
     assert (off >= 0).all()  # without it, only dust: never bluer
 
 
-def test_spectra_are_reddened_uniformly_unless_a_sky_of_less_dust_is_asked_for():
+def test_spectra_are_reddened_as_the_sky_reddens_them_or_uniformly_if_asked():
     from startrack.ml.augment import AugmentConfig, spectrum_ebv
 
     gen = torch.Generator().manual_seed(0)
-    uniform = spectrum_ebv(20000, AugmentConfig(), gen)
+    uniform = spectrum_ebv(20000, AugmentConfig(spec_ebv_mean=0.0), gen)
     assert float(uniform.mean()) == pytest.approx(0.4, abs=0.01) and float(uniform.max()) <= 0.8
-    clear = spectrum_ebv(20000, AugmentConfig(spec_ebv_mean=0.1), gen)
+    clear = spectrum_ebv(20000, AugmentConfig(spec_ebv_mean=0.1, spec_ebv_tail=0.0), gen)
     assert float(clear.mean()) == pytest.approx(0.1, abs=0.01)
     assert float((clear > 0.4).float().mean()) < 0.03
     tail = spectrum_ebv(20000, AugmentConfig(spec_ebv_mean=0.05, spec_ebv_tail=0.2), gen)
     assert float((tail > 0.4).float().mean()) == pytest.approx(0.2 * 0.5, abs=0.015)
     assert float(tail.max()) <= 0.8
+
+
+def test_hot_stars_are_reddened_as_far_off_stars_and_the_rest_as_near_ones():
+    """O and B stars are seen through the plane's dust; the F-K dwarfs of a survey are near:
+    below `hot_dust_below` a spectrum's dust is uniform to max_ebv, above it the sky's."""
+    n = 4000
+    flux, ivar, mask = _line_spectra(2 * n)
+    cfg = A.AugmentConfig(
+        p_rv=0, p_redden=1.0, p_continuum=0, p_lines=0, p_smooth=0, p_noise=0, p_mask_runs=0,
+        p_cut_end=0, p_calib_tilt=0, spec_ebv_mean=0.1, spec_ebv_tail=0.0, hot_dust_below=20.0,
+    )  # fmt: skip
+    types = torch.cat([torch.full((n,), 12.0), torch.full((n,), 42.0)])  # B2 and G2
+    types[::100] = float("nan")  # off MK (a white dwarf, say): the sky's dust
+    gen = torch.Generator().manual_seed(0)
+    ebv = A.augment_spectra(flux, ivar, mask, gen, cfg, types)[3]
+    hot, cool = ebv[:n][torch.isfinite(types[:n])], ebv[n:]
+    assert float(hot.mean()) == pytest.approx(0.4, abs=0.02) and float(hot.max()) <= 0.8
+    assert float(cool.mean()) == pytest.approx(0.1, abs=0.01)
+    assert float(ebv[:n][~torch.isfinite(types[:n])].mean()) < 0.2
+    # without the types, or with the option off, every spectrum gets the sky's dust
+    off = dataclasses.replace(cfg, hot_dust_below=0.0)
+    for c, t in ((cfg, None), (off, types)):
+        e = A.augment_spectra(flux, ivar, mask, torch.Generator().manual_seed(0), c, t)[3]
+        assert float(e[:n].mean()) == pytest.approx(0.1, abs=0.01)
