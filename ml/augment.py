@@ -46,15 +46,16 @@ class AugmentConfig:
     #: commoner class; with a mean of 0.08, typed 0.55 within 5 subtypes behind E(B-V) = 0.4.
     #: 0.25 keeps real SDSS photometry at the uniform draw's within-5 with both template
     #: families, and most of its robustness to dust (README, Generalization, stop 21).
-    #: 0 = uniform to max_ebv, as for stars with a spectrum.
+    #: 0 = uniform to max_ebv.
     phot_ebv_mean: float = 0.25
     #: The same for the reddened share of stars with a spectrum (0 = uniform to max_ebv).
     #: The network tells dust from temperature only in part (it leans on the continuum), so
     #: the training's dust is its prior: uniform to 0.8 on half the spectra, it typed its own
     #: survey's dust-free G stars 3-4 subtypes early. A sky's dust (mean 0.1, a tenth of it
-    #: uniform to max_ebv all the same) with O and B stars reddened uniformly (hot_dust_below)
-    #: gained 0.04-0.10 within 2.5 subtypes in transfer, every type alike, and lost up to 0.09
-    #: for F-K stars behind E(B-V) = 0.4, rare outside the plane (README, Generalization, stop 25).
+    #: uniform to max_ebv all the same) with O and B stars reddened uniformly (hot_dust_below):
+    #: SDSS -> built-in gained 0.04-0.10 within 2.5 subtypes, every type alike, built-in ->
+    #: SDSS -0.02 to +0.03; behind E(B-V) = 0.4, rare outside the plane, up to 0.09 lost
+    #: (README, Generalization, stop 25).
     spec_ebv_mean: float = 0.1
     #: Of those, this share is drawn uniform to max_ebv all the same (the heavily reddened tail).
     spec_ebv_tail: float = 0.1
