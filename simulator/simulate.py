@@ -214,6 +214,13 @@ def _synthetic_ids(
     return ids.iloc[keep].reset_index(drop=True)
 
 
+def _draw_by_share(rng: np.random.Generator, shares: dict[str, float], k: int) -> np.ndarray:
+    """``k`` subclass names drawn with replacement in the given shares."""
+    names = np.array(list(shares))
+    q = np.array([shares[name] for name in names])
+    return rng.choice(names, k, p=q / q.sum())
+
+
 def _default_labels(
     rng: np.random.Generator, n: int, n_spectra: int, templates: TemplateSet, targeting: str
 ) -> tuple[pd.DataFrame, int]:
@@ -228,9 +235,7 @@ def _default_labels(
     ids = _synthetic_ids(rng, n)
     subclass = rng.choice(names, n, p=p / p.sum())
     spec = rng.choice(n, n_spectra, replace=False)
-    shares = spectroscopic_shares(usable, targeting)
-    q = np.array([shares[name] for name in names])
-    subclass[spec] = rng.choice(names, n_spectra, p=q / q.sum())
+    subclass[spec] = _draw_by_share(rng, spectroscopic_shares(usable, targeting), n_spectra)
     ids["subClass"] = subclass
     ids["has_spectrum"] = np.isin(np.arange(n), spec)
     return ids, 0
@@ -294,12 +299,8 @@ def _labels_from_table(
         extra["subClass"] = rng.choice(labels, n - take)
         extra_spec = rng.choice(n - take, n_spectra - n_real_spec, replace=False)
         extra["has_spectrum"] = np.isin(np.arange(n - take), extra_spec)
-        names = np.array(list(shares))
-        q = np.array([shares[name] for name in names])
         n_extra_spec = int(extra["has_spectrum"].sum())
-        extra.loc[extra["has_spectrum"], "subClass"] = rng.choice(
-            names, n_extra_spec, p=q / q.sum()
-        )
+        extra.loc[extra["has_spectrum"], "subClass"] = _draw_by_share(rng, shares, n_extra_spec)
         rows = pd.concat([rows, extra], ignore_index=True)
     return rows[["plate", "mjd", "fiberID", "subClass", "has_spectrum"]], skipped
 
