@@ -55,6 +55,7 @@ from startrack.simulator.templates import (
     absorption_change,
     extend_for_photometry,
     load_templates,
+    physics_change,
     spectral_type_at,
     star_flux,
     teff_range,
@@ -308,7 +309,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 8
+SIMULATOR_VERSION = 9
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -474,22 +475,6 @@ class _Context:
     sky_lines: np.ndarray
     throughput: np.ndarray
     builtin: bool  # parametric templates: each star gets its own Teff, log g, [Fe/H]
-    neighbours: tuple[tuple[int, ...], ...]  # per row: adjacent MK rows (file templates)
-
-
-def _mk_neighbours(ts: TemplateSet) -> tuple[tuple[int, ...], ...]:
-    """Rows of the next earlier and later MK type for each row (none outside MK)."""
-    types = [normalize_subclass(name).spectral_type for name in ts.names]
-    levels = sorted({t for t in types if t is not None})
-    out = []
-    for t in types:
-        if t is None:
-            out.append(())
-            continue
-        i = levels.index(t)
-        near = {levels[j] for j in (i - 1, i + 1) if 0 <= j < len(levels)}
-        out.append(tuple(r for r, u in enumerate(types) if u in near))
-    return tuple(out)
 
 
 #: Flux-calibration distortion (Legendre coefficients' sigma) of simulated spectra: SDSS
@@ -532,13 +517,16 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> StarDr
 
     Built-in family: a Teff anywhere in the interval the SDSS fit would call its subclass, a
     luminosity class (dwarf to supergiant) and [Fe/H] (``templates.star_flux``). A template
-    file: a log-flux blend with a neighbouring MK template (at most half-way, so the subclass
-    stays the nearest), line depths scaled by a smooth factor of wavelength, and a luminosity
-    class and [Fe/H] drawn as for the built-in family, applied as the built-in physics' change
-    of absorption (``templates.absorption_change``: Balmer wings, Mg b, Na D, Sr II, CN, metal
-    lines and blanketing). Both: rotation and resolution blur, strongest for hot stars (they
-    rotate fast). Also returns the MK type and log g the star was drawn at: what ELODIE's
-    best match would say about it.
+    file: the same Teff, luminosity class and [Fe/H] draws, applied to the file's spectrum as
+    the built-in physics' change from a dwarf at the subclass's own Teff
+    (``templates.physics_change``: continuum, Balmer lines and wings, Mg b, Na D, Sr II, CN,
+    metal lines, blanketing), after line depths scaled by a smooth factor of wavelength;
+    spectra off the MK sequence get only the luminosity and [Fe/H] change
+    (``templates.absorption_change``). Before simulator version 9 a file's star was a log-flux
+    blend with a neighbouring template: across the A0-F2 gap of the SDSS file that made A6
+    stars with Balmer lines half-way to F2's, where real ones are near their A2 peak.
+    Both: rotation and resolution blur, strongest for hot stars (they rotate fast). Also
+    returns the MK type and log g the star was drawn at: what ELODIE's best match would say.
     """
     ts = ctx.templates
     row = int(star["template_row"])
@@ -554,20 +542,19 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> StarDr
             sptype = spectral_type_at(teff, ts.names)
     else:
         flux = np.clip(ts.flux[row], 1e-30, None)
-        near = ctx.neighbours[row]
-        if near:
-            pick = near[int(rng.integers(len(near)))]
-            other = np.clip(ts.flux[pick], 1e-30, None)
-            w = rng.uniform(0.0, 0.5)
-            flux = np.exp((1.0 - w) * np.log(flux) + w * np.log(other))
-            sptype += w * (normalize_subclass(ts.names[pick]).spectral_type - sptype)
+        logg, feh = _gravity_metallicity(rng)
         continuum = gaussian_filter1d(maximum_filter1d(flux, 101), 40.0)
         depth_scale = np.exp(
             np.polynomial.legendre.legval(np.linspace(-1, 1, flux.size), rng.normal(0, 0.2, 3))
         )
         flux = continuum * np.clip(flux / continuum, 1e-3, None) ** depth_scale
-        logg, feh = _gravity_metallicity(rng)
-        flux = flux * absorption_change(name, ts.wavelength, logg, feh, TEMPLATE_FILE_FEH)
+        if sptype is None:
+            flux = flux * absorption_change(name, ts.wavelength, logg, feh, TEMPLATE_FILE_FEH)
+        else:
+            lo, hi = teff_range(name, ts.names)
+            teff = 10.0 ** rng.uniform(math.log10(lo), math.log10(hi))
+            flux = flux * physics_change(name, ts.wavelength, teff, logg, feh, TEMPLATE_FILE_FEH)
+            sptype = spectral_type_at(teff, ts.names)
     blur = rng.uniform(0.0, 1.0) + (rng.uniform(0.0, 2.5) if hot else 0.0)
     return StarDraw(gaussian_filter1d(flux, blur) if blur > 0.05 else flux, sptype, logg)
 
@@ -592,7 +579,6 @@ def _context(templates_path: str | None, template_types: str = "measured") -> _C
         sky_lines=sky_lines,
         throughput=np.clip(throughput, 0.05, None),
         builtin=templates_path is None,
-        neighbours=_mk_neighbours(ts),
     )
 
 

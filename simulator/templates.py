@@ -421,6 +421,26 @@ def absorption_change(
     return np.exp(_REFERENCE_DEPTH[key] - _optical_depth(wave, name, t, logg, feh))
 
 
+def physics_change(
+    name: str, wave: np.ndarray, teff: float, logg: float, feh: float, ref_feh: float = 0.0
+) -> np.ndarray:
+    """Factor by which the built-in physics changes subclass ``name``'s spectrum from a dwarf
+    at its own Teff and ``ref_feh`` to a star of ``teff``, ``logg`` and ``feh``.
+
+    Lets a template file's star sit anywhere in its subclass's Teff interval with the
+    file's own character kept. A log-flux blend with the neighbouring template did that
+    before, and across a wide gap it is not a star: A0 and F2 blended half-way have Balmer
+    lines half-way between theirs, where a real A6 has them near their A2 peak.
+    """
+    label = normalize_subclass(name).label
+    if name in _SPECIAL or label not in SUBCLASS_TEFF or label in _SPECIAL:
+        return np.ones_like(wave)
+    key = ("physics", name, ref_feh, wave.tobytes())
+    if key not in _REFERENCE_DEPTH:
+        _REFERENCE_DEPTH[key] = star_flux(name, wave, SUBCLASS_TEFF[label], DWARF_LOGG, ref_feh)
+    return star_flux(name, wave, teff, logg, feh) / _REFERENCE_DEPTH[key]
+
+
 #: absorption_change's dwarf optical depths, per (name, ref_feh, wavelengths): a survey has
 #: a few dozen subclasses on one lattice, and each was computed again for every star.
 _REFERENCE_DEPTH: dict[tuple[str, float, bytes], np.ndarray] = {}

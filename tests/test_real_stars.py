@@ -16,10 +16,16 @@ from startrack.ml.inference import batched_logits
 from startrack.ml.model import ModelConfig, StarClassifier
 from startrack.ml.quality import continuous_type, quality_flags, type_metrics
 from startrack.simulator import simulate
+from startrack.simulator.line_indices import equivalent_widths
+from startrack.simulator.photometry import ab_magnitudes
 from startrack.simulator.templates import (
     BUILTIN_NAMES,
+    DWARF_LOGG,
+    SUBCLASS_TEFF,
     WIDE_LOGLAM,
     builtin_templates,
+    physics_change,
+    spectral_type_at,
     star_flux,
     teff_range,
 )
@@ -172,23 +178,37 @@ def test_every_simulated_star_is_its_own():
 
 
 @pytest.mark.skipif(not (SDSS / "templates").is_dir(), reason="../shared/sdss not present")
-def test_file_templates_blend_at_most_half_way_to_a_neighbour(monkeypatch):
-    # the blend alone: a star of the template's own luminosity class and [Fe/H]
-    monkeypatch.setattr(simulate, "absorption_change", lambda name, wave, *a, **k: 1.0)
+def test_file_template_stars_span_their_subclass_by_the_physics_not_by_blending():
+    """The SDSS file has nothing between A0 and F2. A star drawn at A6 from its A0 template
+    must keep an A star's Balmer lines (they peak near A2), not have them half-way to F2's as
+    a log-flux blend of the two templates did (simulator version 8); and the hotter draws of
+    one template are the bluer ones."""
     ctx = simulate._context(str((SDSS / "templates" / "spEigenStar-53724.fits").resolve()))
-    names = ctx.templates.names
-    own = ctx.templates.flux[names.index("K3")]
-    neighbours = [ctx.templates.flux[r] for r in ctx.neighbours[names.index("K3")]]
-    assert {names[r] for r in ctx.neighbours[names.index("K3")]} == {"K1", "K5"}
-    good = (own > 0) & np.all([n > 0 for n in neighbours], axis=0)
+    names, wave = ctx.templates.names, ctx.templates.wavelength
+    a0, f2 = (np.clip(ctx.templates.flux[names.index(n)], 1e-30, None) for n in ("A0", "F2"))
+    cool = teff_range("A0", names)[0]
+    assert spectral_type_at(cool, names) == pytest.approx(26.0)  # half-way to F2: A6
+    feh = simulate.TEMPLATE_FILE_FEH
+    moved = a0 * physics_change("A0", wave, cool, DWARF_LOGG, feh, feh)
+    blend = np.exp(0.5 * np.log(a0) + 0.5 * np.log(f2))
 
-    def dist(flux: np.ndarray, template: np.ndarray) -> float:
-        d = np.log(np.clip(flux, 1e-30, None)) - np.log(np.clip(template, 1e-30, None))
-        return float(np.std(d[good] - np.median(d[good])))
+    def hbeta(flux: np.ndarray) -> float:
+        return equivalent_widths(wave, flux)["H beta"]
 
-    for seed in range(8):
-        flux = _k3(ctx, seed)
-        assert dist(flux, own) <= min(dist(flux, n) for n in neighbours) + 0.02
+    assert hbeta(moved) > hbeta(blend) + 0.4
+    assert hbeta(moved) > 0.85 * hbeta(a0)
+    # a dwarf at the template's own Teff and [Fe/H] is the template itself
+    np.testing.assert_allclose(
+        physics_change("A0", wave, SUBCLASS_TEFF["A0"], DWARF_LOGG, feh, feh), 1.0
+    )
+    draws = [
+        simulate.star_template(_star(ctx, "A0"), np.random.default_rng(i), ctx) for i in range(40)
+    ]
+    types = np.array([d.spectral_type for d in draws])
+    assert types.min() >= 19.5 - 1e-6 and types.max() <= 26.0 + 1e-6  # the label stays A0
+    assert types.min() < 20.5 and types.max() > 25.0  # ... and the stars fill its interval
+    mags = ab_magnitudes(WIDE_LOGLAM, np.array([d.flux for d in draws]))
+    assert np.corrcoef(types, mags[:, 1] - mags[:, 2])[0, 1] > 0.7  # later is redder
 
 
 @pytest.mark.skipif(not (SDSS / "templates").is_dir(), reason="../shared/sdss not present")
@@ -199,7 +219,12 @@ def test_file_template_stars_get_luminosity_classes_and_metallicities(monkeypatc
     wave = ctx.templates.wavelength
     seeds = range(30)
     made = [_k3(ctx, i) for i in seeds]
-    monkeypatch.setattr(simulate, "absorption_change", lambda name, wave, *a, **k: 1.0)
+    draw = simulate._gravity_metallicity  # same random draws, but every star a typical dwarf
+    monkeypatch.setattr(
+        simulate,
+        "_gravity_metallicity",
+        lambda rng: (draw(rng), (DWARF_LOGG, simulate.TEMPLATE_FILE_FEH))[1],
+    )
     plain = [_k3(ctx, i) for i in seeds]
     ratio = np.array(made) / np.array(plain)
 
