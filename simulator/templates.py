@@ -435,10 +435,14 @@ def physics_change(
     label = normalize_subclass(name).label
     if name in _SPECIAL or label not in SUBCLASS_TEFF or label in _SPECIAL:
         return np.ones_like(wave)
-    key = ("physics", name, ref_feh, wave.tobytes())
-    if key not in _REFERENCE_DEPTH:
-        _REFERENCE_DEPTH[key] = star_flux(name, wave, SUBCLASS_TEFF[label], DWARF_LOGG, ref_feh)
-    return star_flux(name, wave, teff, logg, feh) / _REFERENCE_DEPTH[key]
+    key = (name, ref_feh, wave.tobytes())  # the same for every star of a subclass: once
+    if key not in _REFERENCE_FLUX:
+        _REFERENCE_FLUX[key] = star_flux(name, wave, SUBCLASS_TEFF[label], DWARF_LOGG, ref_feh)
+    return star_flux(name, wave, teff, logg, feh) / _REFERENCE_FLUX[key]
+
+
+#: physics_change's reference dwarfs, per (name, ref_feh, wavelengths).
+_REFERENCE_FLUX: dict[tuple[str, float, bytes], np.ndarray] = {}
 
 
 #: absorption_change's dwarf optical depths, per (name, ref_feh, wavelengths): a survey has
