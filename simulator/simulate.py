@@ -503,6 +503,12 @@ def _gravity_metallicity(rng: np.random.Generator) -> tuple[float, float]:
     return logg, float(np.clip(rng.normal(mean[k], sigma[k]), -2.5, 0.5))
 
 
+def _teff_within(name: str, names: tuple[str, ...], rng: np.random.Generator) -> float:
+    """A Teff anywhere (log-uniform) in the interval the SDSS fit would call ``name``."""
+    lo, hi = teff_range(name, names)
+    return 10.0 ** rng.uniform(math.log10(lo), math.log10(hi))
+
+
 @dataclass(frozen=True)
 class StarDraw:
     """One star's own rest-frame spectrum, and the type and gravity it was drawn at."""
@@ -534,8 +540,7 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> StarDr
     sptype = normalize_subclass(name).spectral_type
     hot = sptype is not None and sptype < 30
     if ctx.builtin:
-        lo, hi = teff_range(name, ts.names)
-        teff = 10.0 ** rng.uniform(math.log10(lo), math.log10(hi))
+        teff = _teff_within(name, ts.names, rng)
         logg, feh = _gravity_metallicity(rng)
         flux = star_flux(name, ts.wavelength, teff, logg, feh)
         if sptype is not None:
@@ -551,8 +556,7 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> StarDr
         if sptype is None:
             flux = flux * absorption_change(name, ts.wavelength, logg, feh, TEMPLATE_FILE_FEH)
         else:
-            lo, hi = teff_range(name, ts.names)
-            teff = 10.0 ** rng.uniform(math.log10(lo), math.log10(hi))
+            teff = _teff_within(name, ts.names, rng)
             flux = flux * physics_change(name, ts.wavelength, teff, logg, feh, TEMPLATE_FILE_FEH)
             sptype = spectral_type_at(teff, ts.names)
     blur = rng.uniform(0.0, 1.0) + (rng.uniform(0.0, 2.5) if hot else 0.0)
