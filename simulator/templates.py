@@ -402,6 +402,15 @@ def star_flux(
     return flux / np.median(flux[(wave > 5500) & (wave < 6500)])
 
 
+def _physics_label(name: str) -> str | None:
+    """The built-in subclass whose physics can change a file's spectrum called ``name``;
+    None for white dwarfs, carbon stars and names the built-in set does not have."""
+    label = normalize_subclass(name).label
+    if name in _SPECIAL or label not in SUBCLASS_TEFF or label in _SPECIAL:
+        return None
+    return label
+
+
 def absorption_change(
     name: str, wave: np.ndarray, logg: float, feh: float, ref_feh: float = 0.0
 ) -> np.ndarray:
@@ -411,8 +420,8 @@ def absorption_change(
     Lets another template family borrow the luminosity and metallicity criteria: a file of
     40 mean spectra holds one star per subclass, the sky holds giants and metal-poor stars
     too, and a model trained on the file alone takes a metal-poor K1 giant for an F5."""
-    label = normalize_subclass(name).label
-    if name in _SPECIAL or label not in SUBCLASS_TEFF or label in _SPECIAL:
+    label = _physics_label(name)
+    if label is None:
         return np.ones_like(wave)
     t = SUBCLASS_TEFF[label]
     key = (name, ref_feh, wave.tobytes())  # the same for every star of a subclass: once
@@ -432,8 +441,8 @@ def physics_change(
     before, and across a wide gap it is not a star: A0 and F2 blended half-way have Balmer
     lines half-way between theirs, where a real A6 has them near their A2 peak.
     """
-    label = normalize_subclass(name).label
-    if name in _SPECIAL or label not in SUBCLASS_TEFF or label in _SPECIAL:
+    label = _physics_label(name)
+    if label is None:
         return np.ones_like(wave)
     key = (name, ref_feh, wave.tobytes())  # the same for every star of a subclass: once
     if key not in _REFERENCE_FLUX:

@@ -219,12 +219,13 @@ def test_file_template_stars_get_luminosity_classes_and_metallicities(monkeypatc
     wave = ctx.templates.wavelength
     seeds = range(30)
     made = [_k3(ctx, i) for i in seeds]
-    draw = simulate._gravity_metallicity  # same random draws, but every star a typical dwarf
-    monkeypatch.setattr(
-        simulate,
-        "_gravity_metallicity",
-        lambda rng: (draw(rng), (DWARF_LOGG, simulate.TEMPLATE_FILE_FEH))[1],
-    )
+    draw = simulate._gravity_metallicity
+
+    def typical_dwarf(rng: np.random.Generator) -> tuple[float, float]:
+        draw(rng)  # the same random draws, so every other draw of the star is unchanged
+        return DWARF_LOGG, simulate.TEMPLATE_FILE_FEH
+
+    monkeypatch.setattr(simulate, "_gravity_metallicity", typical_dwarf)
     plain = [_k3(ctx, i) for i in seeds]
     ratio = np.array(made) / np.array(plain)
 
