@@ -59,6 +59,7 @@ def survey_warehouse(
     seed: int,
     templates: Path | str | None,
     variety: bool = True,
+    targeting: str = "random",
 ):
     """Simulate + ingest once; a later run with the same sizes reuses the warehouse."""
     from startrack.etl.ingest import ingest
@@ -82,6 +83,7 @@ def survey_warehouse(
         labels_from=LABELS if templates is not None else None,
         workers=os.cpu_count() or 2,
         variety=variety,
+        targeting=targeting,
     )
     t1 = time.perf_counter()
     ingest(
