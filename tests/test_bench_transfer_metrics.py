@@ -94,3 +94,21 @@ def test_reddened_condition_dims_spectrum_and_photometry_along_one_law(bench):
     _, explicit = bench.observed_as(data, rows, "reddened", ebv=bench.REDDENED_EBV)
     assert np.array_equal(default.flux, explicit.flux)
     assert (data.flux == 1).all()  # the survey's own arrays are untouched
+
+
+def test_type_spread_test_survey_gives_the_rare_types_their_spectra(bench, tmp_path):
+    """The benchmark's second test survey must really be spread over the types: with SDSS's
+    label mix a B2-B7 bin holds a handful of spectra and the uniform figure weighs it fully."""
+    from bench_ml import survey_warehouse
+
+    from startrack.ml.dataset import load_training_data
+
+    def early_b_share(name: str, targeting: str) -> float:
+        wh, _ = survey_warehouse(tmp_path, name, 2_000, 200, 21, "builtin", targeting=targeting)
+        data = load_training_data(wh.current())
+        own = bench.label_types(data.stars["elodie_sptype"].to_numpy(object))
+        spec = own[data.spec_row >= 0]
+        return float(np.mean((spec >= 10) & (spec < 19)))  # B0-B8
+
+    spread, mix = early_b_share("builtin-types", "types"), early_b_share("builtin-var", "random")
+    assert spread > 0.08 and spread > 4 * mix
