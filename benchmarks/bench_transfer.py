@@ -415,8 +415,9 @@ def main() -> int:
         data[name] = load_training_data(wh.current())
         results[f"survey_{name}"] = info
     spread = {}
+    tested = {"sdss" if n == "builtin" else "builtin" for n in args.train_on if n != "none"}
     for k, (name, tpl) in enumerate(fams.items()):
-        if args.type_spread_stars:
+        if args.type_spread_stars and name in tested:
             wh, info = survey_warehouse(
                 args.workdir, f"{name}-types", args.type_spread_stars, args.spectra, 21 + k,
                 tpl or "builtin", targeting="types",
