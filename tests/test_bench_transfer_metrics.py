@@ -104,7 +104,8 @@ def test_type_spread_test_survey_gives_the_rare_types_their_spectra(bench, tmp_p
     from startrack.ml.dataset import load_training_data
 
     def early_b_share(name: str, targeting: str) -> float:
-        wh, _ = survey_warehouse(tmp_path, name, 2_000, 200, 21, "builtin", targeting=targeting)
+        # templates=None: the built-in family with its own label mix (no ../shared needed)
+        wh, _ = survey_warehouse(tmp_path, name, 2_000, 200, 21, None, targeting=targeting)
         data = load_training_data(wh.current())
         own = bench.label_types(data.stars["elodie_sptype"].to_numpy(object))
         spec = own[data.spec_row >= 0]
