@@ -131,6 +131,33 @@ def _bump(t: float, t_peak: float, width_dex: float) -> float:
     return float(np.exp(-0.5 * ((np.log10(t) - np.log10(t_peak)) / width_dex) ** 2))
 
 
+def _hot_tail(bump: float, t: float, power: float) -> float:
+    """A feature that peaks at ~9800 K but fades only slowly in hotter stars: the larger of
+    its peak ``bump`` and (9800 / t) ** power."""
+    return max(bump, (9800.0 / t) ** power) if t > 9800.0 else bump
+
+
+#: How the Balmer lines' depth and Stark width fade hotter than A0: as (9800 K / Teff) to these
+#: powers, so H beta keeps the share of an A0 dwarf's equivalent width that real dwarfs keep
+#: (B9 ~0.9, B8 ~0.75, B5 ~0.55, B2 ~0.35, O9 ~0.23, O5 ~0.17; the SDSS O, OB and B6 templates
+#: 0.30, 0.32 and 0.65 of their A0's). Until simulator version 10 both fell as a Gaussian in
+#: log Teff: built-in O to B5 stars had no hydrogen lines at all, and a model trained on them
+#: typed a real O or early-B star, whose Balmer lines are plain, as a later B.
+BALMER_HOT_DEPTH = 0.8
+BALMER_HOT_WIDTH = 1.6
+#: He I (4471, 4026, 4922, 5876, 6678 A; depths): a log-Gaussian in Teff peaking at B2 (4471
+#: ~1.3 A) that keeps half of it at O7, where He I 4471 equals He II 4541 (the MK criterion of
+#: the O subtypes), and a quarter at O5. The 0.1-dex bump before version 10 left O stars
+#: without He I and gave B2 stars twice the real strength.
+HE1_T, HE1_W = 20_500.0, 0.15
+HE1_LINES = ((4472.7, 0.18), (4027.3, 0.16), (4923.3, 0.10), (5877.3, 0.22), (6680.0, 0.14))
+#: He II (4541, 4686, 5411 A; depths): a logistic step in Teff, half-way at O8 on this scale,
+#: gone by B1, ~0.9 A at 4541 in the earliest O stars (before version 10: 3 A, three times the
+#: real strength).
+HE2_T, HE2_S = 29_500.0, 2500.0
+HE2_LINES = ((4543.0, 0.12), (4687.0, 0.155), (5413.0, 0.14))
+
+
 def _line(wave: np.ndarray, center: float, depth: float, sigma: float) -> np.ndarray:
     return depth * np.exp(-0.5 * ((wave - center) / sigma) ** 2)
 
@@ -198,7 +225,7 @@ def _optical_depth(
     # ../shared) leaves no room for more absorption in the u band.
     tau += _band(wave, 3883.0, cn, 225.0, to_red=False) / (1.0 + np.exp((3740.0 - wave) / 15.0))
     # Balmer lines: strongest at A0, broad (pressure-broadened) in hot dwarfs.
-    balmer = 1.1 * _bump(t, 9800, 0.09)
+    balmer = 1.1 * _hot_tail(_bump(t, 9800, 0.09), t, BALMER_HOT_DEPTH)
     # ... and the F-G tail of the Balmer lines, gone by mid-K (K5 dwarfs show Hbeta ~0).
     late_balmer = 0.25 * _rise(t, 7000, 900) * (1.0 - _rise(t, 5200, 250))
     # Stark wings: width ~ g^(1/3) (electron density at the line-forming depth), so a blue
@@ -208,7 +235,9 @@ def _optical_depth(
     # dwarfs). Applied at every Teff, a G2 giant had a third of a G2 dwarf's H beta, a K
     # dwarf's, and the model could not type G giants by their Balmer lines.
     stark = 1.0 - _rise(t, 7500, 500)
-    width = (4.0 + 18.0 * _bump(t, 9800, 0.08)) * 10.0 ** (0.33 * stark * min(g, 0.5))
+    width = (4.0 + 18.0 * _hot_tail(_bump(t, 9800, 0.08), t, BALMER_HOT_WIDTH)) * 10.0 ** (
+        0.33 * stark * min(g, 0.5)
+    )
     for k, center in enumerate(BALMER):
         tau += _lorentz(wave, center, balmer * (0.9 - 0.06 * k) + late_balmer, width)
     # Balmer jump below 3646 A (bound-free), largest for A stars and for low gravity at a
@@ -218,11 +247,13 @@ def _optical_depth(
     jump = 0.9 * _bump(t, 9500, 0.12) + 1.2 * _bump(t, 9800, 0.06)
     jump *= 10.0 ** (-0.08 * min(g, 0.0))
     tau += jump / (1.0 + np.exp((wave - 3680.0) / 25.0))
-    # Helium: He II in O stars, He I in OB/B.
-    for center in (4687.0, 5413.0, 4543.0):
-        tau += _line(wave, center, 0.5 * _rise(-t, -32_000, 2500), 3.0)
-    for center in (4472.7, 4027.3, 4923.3, 5877.3, 6680.0):
-        tau += _line(wave, center, 0.45 * _bump(t, 20_000, 0.1), 3.5)
+    # Helium: He II in O stars, He I from O to late B (peak at B2).
+    he2 = 1.0 - _rise(t, HE2_T, HE2_S)
+    for center, depth in HE2_LINES:
+        tau += _line(wave, center, depth * he2, 3.0)
+    he1 = _bump(t, HE1_T, HE1_W)
+    for center, depth in HE1_LINES:
+        tau += _line(wave, center, depth * he1, 3.5)
     # Ionized metals of late-B to F stars: Mg II 4481 (the B-A temperature criterion beside He
     # I 4471), Fe II, Ti II and Si II. Lower electron pressure favours the ions, so they are
     # the luminosity criteria of A-F stars: a supergiant's are several times a dwarf's. They

@@ -66,6 +66,20 @@ def test_type_uniform_weights_give_every_type_bin_the_same_mass(bench):
     assert bench.type_metrics(np.array([np.nan, 30.0]), np.array([20.0, 30.0]), none) == {"n": 0}
 
 
+def test_per_type_bin_figures_show_which_types_are_typed_late_or_early(bench):
+    """A model that types every B2-B4 star 4 subtypes late and every K star right: the B2-B4
+    bin says +4 and none within 2.5; the K bins 0 and all; a star off the S/N range counts
+    nowhere."""
+    own = np.r_[np.linspace(12.0, 14.9, 10), np.linspace(51.0, 59.9, 30), [13.0]]
+    pred = own + np.r_[np.full(10, 4.0), np.zeros(30), [-9.0]]
+    weights = np.r_[np.ones(40), 0.0]
+    bins = bench.by_type_bin(own, pred, weights)
+    assert list(bins) == ["B2-B4", "K1-K3", "K4-K6", "K7-K9"]
+    assert bins["B2-B4"] == {"n": 10, "signed_median": 4.0, "within_2_5": 0.0, "within_5": 1.0}
+    assert all(bins[k]["signed_median"] == 0 and bins[k]["within_2_5"] == 1 for k in list(bins)[1:])
+    assert bench.type_bin_name(23) == "M9-M9"
+
+
 def test_reddened_condition_dims_spectrum_and_photometry_along_one_law(bench):
     from types import SimpleNamespace
 

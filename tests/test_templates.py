@@ -249,3 +249,39 @@ def test_each_line_index_measures_a_line_of_known_equivalent_width():
         depth = 2.0 / (sigma * np.sqrt(2.0 * np.pi))
         flux = 1.0 - depth * np.exp(-0.5 * ((wave - center) / sigma) ** 2)
         assert equivalent_widths(wave, flux)[name] == pytest.approx(2.0, abs=0.02), name
+
+
+def _hot_dwarf(mk_type: float) -> np.ndarray:
+    """A built-in log g 4.0 dwarf of MK type ``mk_type`` (O0 = 0, B0 = 10, A0 = 20), at the Teff
+    of that type on the built-in sequence (O5 = 38,000 K, B2 ~20,500 K, A0 9,600 K)."""
+    from startrack.simulator.templates import SUBCLASS_TEFF, spectral_type_at
+
+    grid = np.geomspace(9000.0, SUBCLASS_TEFF["O"], 300)
+    types = np.array([spectral_type_at(t, BUILTIN_NAMES) for t in grid])
+    teff = float(np.interp(-mk_type, -types, grid))
+    name = "O" if mk_type < 9 else "OB" if mk_type < 14 else "B6" if mk_type < 18 else "B9"
+    return star_flux(name, 10.0**WIDE_LOGLAM, teff, 4.0)
+
+
+def test_hot_dwarfs_have_the_hydrogen_and_helium_lines_of_real_o_and_b_stars():
+    """The MK criteria of O-B dwarfs: H beta grows steadily from O5 (~1/6 of an A0's) to A0;
+    He II 4541 strongest in the earliest O stars and gone by B1; He I 4471 equal to it at O7
+    and strongest near B2 (~1.3 A). Before simulator version 10 built-in O to B5 stars had no
+    Balmer lines, no He I in O stars and three times the real He II, and a model trained on
+    them typed real early-B stars, whose Balmer lines are plain, as late B."""
+    wave = 10.0**WIDE_LOGLAM
+    hbeta = {
+        k: _equivalent_width(wave, _hot_dwarf(k), 4862.7, 30.0) for k in (5, 9, 12, 15, 18, 20)
+    }
+    ratios = [hbeta[k] / hbeta[20] for k in sorted(hbeta)]
+    assert ratios == sorted(ratios), ratios
+    assert 0.1 < ratios[0] < 0.25 and 0.45 < hbeta[15] / hbeta[20] < 0.7, ratios
+    he1 = {
+        k: _equivalent_width(wave, _hot_dwarf(k), 4472.7, 9.0)
+        for k in (5, 7, 9, 11, 12, 13, 15, 18)
+    }
+    he2 = {k: _equivalent_width(wave, _hot_dwarf(k), 4543.0, 8.0) for k in (5, 7, 9, 11)}
+    assert 0.6 < he2[5] < 1.1 and he2[11] < 0.1 and he2[5] > he2[7] > he2[9]
+    assert 0.7 < he1[7] / he2[7] < 1.4
+    assert max(he1, key=he1.get) in (11, 12, 13) and 1.0 < he1[12] < 1.6, he1
+    assert he1[5] < 0.5 * he1[7] and he1[18] < 0.5 * he1[15], he1
