@@ -142,7 +142,7 @@ def _hot_tail(bump: float, t: float, power: float) -> float:
 #: (B9 ~0.9, B8 ~0.75, B5 ~0.55, B2 ~0.35, O9 ~0.23, O5 ~0.17; the SDSS O, OB and B6 templates
 #: 0.30, 0.32 and 0.65 of their A0's). Until simulator version 10 both fell as a Gaussian in
 #: log Teff: built-in O to B5 stars had no hydrogen lines at all, and a model trained on them
-#: typed a real O or early-B star, whose Balmer lines are plain, as a later B.
+#: typed the SDSS O and OB templates' stars, whose Balmer lines are plain, 3-4 subtypes late.
 BALMER_HOT_DEPTH = 0.8
 BALMER_HOT_WIDTH = 1.6
 #: He I (4471, 4026, 4922, 5876, 6678 A; depths): a log-Gaussian in Teff peaking at B2 (4471

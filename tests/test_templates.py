@@ -268,7 +268,7 @@ def test_hot_dwarfs_have_the_hydrogen_and_helium_lines_of_real_o_and_b_stars():
     He II 4541 strongest in the earliest O stars and gone by B1; He I 4471 equal to it at O7
     and strongest near B2 (~1.3 A). Before simulator version 10 built-in O to B5 stars had no
     Balmer lines, no He I in O stars and three times the real He II, and a model trained on
-    them typed real early-B stars, whose Balmer lines are plain, as late B."""
+    them typed the SDSS O and OB templates' stars, whose Balmer lines are plain, 3-4 late."""
     wave = 10.0**WIDE_LOGLAM
     hbeta = {
         k: _equivalent_width(wave, _hot_dwarf(k), 4862.7, 30.0) for k in (5, 9, 12, 15, 18, 20)
