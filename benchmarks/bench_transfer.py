@@ -439,16 +439,14 @@ def main() -> int:
     results: dict = {"machine": describe_machine(), "load_start": load(), "args": vars(args)}
     results["args"] = {k: str(v) for k, v in vars(args).items()}
     fams = {"builtin": None, "sdss": TEMPLATES}
-    data = {}
+    data, spread = {}, {}
+    tested = {"sdss" if n == "builtin" else "builtin" for n in args.train_on if n != "none"}
     for k, (name, tpl) in enumerate(fams.items()):
         wh, info = survey_warehouse(
             args.workdir, f"{name}-var", args.stars, args.spectra, 11 + k, tpl or "builtin"
         )
         data[name] = load_training_data(wh.current())
         results[f"survey_{name}"] = info
-    spread = {}
-    tested = {"sdss" if n == "builtin" else "builtin" for n in args.train_on if n != "none"}
-    for k, (name, tpl) in enumerate(fams.items()):
         if args.type_spread_stars and name in tested:
             wh, info = survey_warehouse(
                 args.workdir, f"{name}-types", args.type_spread_stars, args.spectra, 21 + k,
