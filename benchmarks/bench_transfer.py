@@ -55,6 +55,13 @@ log = logging.getLogger("bench_transfer")
 HEADS = ("fusion", "lstm", "dense")
 
 
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value at half the total weight; NaN counts as a miss (sorts last, as +inf)."""
+    v = np.where(np.isnan(values), np.inf, values)
+    order = np.argsort(v)
+    return float(v[order][np.searchsorted(np.cumsum(weights[order]) / weights.sum(), 0.5)])
+
+
 def type_metrics(
     truth_type: np.ndarray, pred_type: np.ndarray, weights: np.ndarray | None = None
 ) -> dict:
@@ -72,8 +79,7 @@ def type_metrics(
             return float((err <= k).mean())
     else:
         w = weights[ok] / weights[ok].sum()
-        order = np.argsort(err)
-        median = float(err[order][np.searchsorted(np.cumsum(w[order]), 0.5)])
+        median = weighted_median(err, w)
 
         def share(k: float) -> float:
             return float(w[err <= k].sum())
@@ -142,8 +148,10 @@ def type_uniform_weights(own_type: np.ndarray, weights: np.ndarray) -> np.ndarra
 
 def type_bin_name(b: int) -> str:
     """'B2-B4' for TYPE_BIN-subtype bin ``b`` of the MK number (O0 = 0 ... M9 = 69)."""
+    from startrack.labels import MK_LETTERS
+
     first, last = int(b * TYPE_BIN), int(b * TYPE_BIN + TYPE_BIN - 1)
-    return "-".join(f"{'OBAFGKM'[min(k // 10, 6)]}{k % 10}" for k in (first, min(last, 69)))
+    return "-".join(f"{MK_LETTERS[k // 10]}{k % 10}" for k in (first, min(last, 69)))
 
 
 def by_type_bin(own_type: np.ndarray, pred_type: np.ndarray, weights: np.ndarray) -> dict:
@@ -157,11 +165,9 @@ def by_type_bin(own_type: np.ndarray, pred_type: np.ndarray, weights: np.ndarray
         sel = ok & (bins == b)
         err = np.asarray(pred_type, dtype=float)[sel] - own_type[sel]
         w = weights[sel] / weights[sel].sum()
-        order = np.argsort(np.where(np.isfinite(err), err, np.inf))
-        signed = err[order][np.searchsorted(np.cumsum(w[order]), 0.5)]
         out[type_bin_name(int(b))] = {
             "n": int(sel.sum()),
-            "signed_median": round(float(signed), 2),
+            "signed_median": round(weighted_median(err, w), 2),
             "within_2_5": round(float(w[np.abs(err) <= 2.5].sum()), 3),
             "within_5": round(float(w[np.abs(err) <= 5].sum()), 3),
         }

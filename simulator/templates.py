@@ -512,12 +512,26 @@ def teff_range(name: str, names: tuple[str, ...] | list[str]) -> tuple[float, fl
     return float(10.0**lo), float(10.0**hi)
 
 
+def _mk_sequence(names: tuple[str, ...] | list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(log Teff, MK type number) of the subclasses among ``names``, coolest first; L and T
+    dwarfs have no MK number."""
+    seq = [(t, normalize_subclass(lab).spectral_type) for t, lab in _teff_sequence(tuple(names))]
+    seq = [(t, k) for t, k in seq if k is not None]
+    return np.log10([t for t, _ in seq]), np.array([k for _, k in seq], dtype=float)
+
+
 def spectral_type_at(teff: float, names: tuple[str, ...] | list[str]) -> float:
     """MK type number of a star of this Teff on the sequence of ``names`` (log-Teff
     interpolation between subclasses): the type a star drawn in teff_range really has."""
-    seq = [(t, normalize_subclass(lab).spectral_type) for t, lab in _teff_sequence(tuple(names))]
-    seq = [(t, k) for t, k in seq if k is not None]  # L and T dwarfs have no MK number
-    return float(np.interp(np.log10(teff), np.log10([t for t, _ in seq]), [k for _, k in seq]))
+    log_teff, types = _mk_sequence(names)
+    return float(np.interp(np.log10(teff), log_teff, types))
+
+
+def teff_at_type(mk_type: float, names: tuple[str, ...] | list[str]) -> float:
+    """The Teff of MK type ``mk_type`` on the sequence of ``names``: spectral_type_at's inverse
+    (types fall as Teff rises), clipped to the sequence's ends."""
+    log_teff, types = _mk_sequence(names)
+    return float(10.0 ** np.interp(mk_type, types[::-1], log_teff[::-1]))
 
 
 @lru_cache(maxsize=1)

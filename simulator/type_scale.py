@@ -61,16 +61,15 @@ def indicators(loglam: np.ndarray, flux: np.ndarray) -> dict[str, float]:
 def builtin_scale(step: float = 0.25) -> tuple[np.ndarray, tuple[dict[str, float], ...]]:
     """(MK type numbers, indicators per type) of built-in dwarfs on a fine grid from A0 to K7,
     each at the Teff interpolated (in log) between its neighbouring subclasses."""
-    from startrack.simulator.templates import SUBCLASS_TEFF, WIDE_LOGLAM, star_flux
+    from startrack.simulator.templates import WIDE_LOGLAM, star_flux, teff_at_type
 
     types = np.array([spectral_type_of(n) for n in SCALE_NAMES])
-    log_teff = np.log10([SUBCLASS_TEFF[n] for n in SCALE_NAMES])
     grid = np.arange(types[0], types[-1] + 1e-9, step)
     wave = 10.0**WIDE_LOGLAM
     scale = []
     for t in grid:
         name = SCALE_NAMES[int(np.argmin(np.abs(types - t)))]
-        flux = star_flux(name, wave, teff=10.0 ** np.interp(t, types, log_teff))
+        flux = star_flux(name, wave, teff=teff_at_type(t, SCALE_NAMES))
         scale.append(indicators(WIDE_LOGLAM, flux))
     return grid, tuple(scale)
 

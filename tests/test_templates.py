@@ -253,14 +253,11 @@ def test_each_line_index_measures_a_line_of_known_equivalent_width():
 
 def _hot_dwarf(mk_type: float) -> np.ndarray:
     """A built-in log g 4.0 dwarf of MK type ``mk_type`` (O0 = 0, B0 = 10, A0 = 20), at the Teff
-    of that type on the built-in sequence (O5 = 38,000 K, B2 ~20,500 K, A0 9,600 K)."""
-    from startrack.simulator.templates import SUBCLASS_TEFF, spectral_type_at
+    of that type on the built-in sequence (O5 = 38,000 K, B2 ~20,500 K, A0 9,600 K). Hot
+    stars' lines depend on Teff, not on the subclass name."""
+    from startrack.simulator.templates import teff_at_type
 
-    grid = np.geomspace(9000.0, SUBCLASS_TEFF["O"], 300)
-    types = np.array([spectral_type_at(t, BUILTIN_NAMES) for t in grid])
-    teff = float(np.interp(-mk_type, -types, grid))
-    name = "O" if mk_type < 9 else "OB" if mk_type < 14 else "B6" if mk_type < 18 else "B9"
-    return star_flux(name, 10.0**WIDE_LOGLAM, teff, 4.0)
+    return star_flux("OB", 10.0**WIDE_LOGLAM, teff_at_type(mk_type, BUILTIN_NAMES), 4.0)
 
 
 def test_hot_dwarfs_have_the_hydrogen_and_helium_lines_of_real_o_and_b_stars():
@@ -285,3 +282,15 @@ def test_hot_dwarfs_have_the_hydrogen_and_helium_lines_of_real_o_and_b_stars():
     assert 0.7 < he1[7] / he2[7] < 1.4
     assert max(he1, key=he1.get) in (11, 12, 13) and 1.0 < he1[12] < 1.6, he1
     assert he1[5] < 0.5 * he1[7] and he1[18] < 0.5 * he1[15], he1
+
+
+def test_teff_at_type_inverts_spectral_type_at():
+    """A subclass's own type gives its own Teff; any Teff on the sequence comes back."""
+    from startrack.simulator.templates import SUBCLASS_TEFF, spectral_type_at, teff_at_type
+
+    assert teff_at_type(16.0, BUILTIN_NAMES) == pytest.approx(SUBCLASS_TEFF["B6"])
+    assert teff_at_type(53.0, BUILTIN_NAMES) == pytest.approx(SUBCLASS_TEFF["K3"])
+    for teff in (33_000.0, 20_000.0, 7_300.0, 5_000.0, 3_000.0):
+        back = teff_at_type(spectral_type_at(teff, BUILTIN_NAMES), BUILTIN_NAMES)
+        assert back == pytest.approx(teff, rel=1e-9)
+    assert teff_at_type(-3.0, BUILTIN_NAMES) == pytest.approx(SUBCLASS_TEFF["O"])  # clipped
