@@ -185,12 +185,15 @@ def label_types(labels: np.ndarray) -> np.ndarray:
 #: Gaussian blur on the 69 km/s grid), a spectrum that stops at 7400 A (MILES, Jacoby-Hunter-
 #: Christian), or no photometry at all. A model that learned spectral features keeps its
 #: answer; one that learned templates or leans on colours does not.
-CONDITIONS = ("native", "low_res", "red_cut", "no_photometry", "reddened", "blue_tilt")
+CONDITIONS = (
+    "native", "low_res", "red_cut", "no_photometry", "reddened", "reddened_dust_only", "blue_tilt"
+)  # fmt: skip
 RED_CUT_A = 7400.0
 LOW_RES_PX = 2.5
 #: E(B-V) of the `reddened` condition: a library's stars in the Galactic plane (OB
 #: supergiants often more), where the training surveys mostly see 0-0.25 (the ETL's norm
-#: is recomputed and the photometry reddened to match).
+#: is recomputed and the photometry reddened to match), with the interstellar lines of that
+#: dust (simulator.interstellar; `reddened_dust_only`: the continuum alone, as before stop 31).
 REDDENED_EBV = 0.4
 #: The `blue_tilt` condition: a flux-calibration error that makes the spectrum (and the
 #: magnitudes measured from it, SPECTROFLUX) bluer, as E(B-V) = -0.15 along the dust law
@@ -202,7 +205,7 @@ BLUE_TILT_EBV = -0.15
 def observed_as(data, rows: np.ndarray, condition: str, ebv: float | None = None):
     """(stars, Spectra) for ``rows`` as seen under ``condition`` (copies; data is untouched).
 
-    ``ebv``: the E(B-V) of the `reddened` condition (default REDDENED_EBV; < 0 tilts blue)."""
+    ``ebv``: the E(B-V) of the `reddened` conditions (default REDDENED_EBV; < 0 tilts blue)."""
     from scipy.ndimage import gaussian_filter1d
 
     from startrack.grid import wavelength
@@ -223,13 +226,16 @@ def observed_as(data, rows: np.ndarray, condition: str, ebv: float | None = None
         flux[:, cut] = np.nan
     elif condition == "no_photometry":
         stars[[f"mag_{b}" for b in "ugriz"]] = np.nan
-    elif condition in ("reddened", "blue_tilt"):
+    elif condition in ("reddened", "reddened_dust_only", "blue_tilt"):
         from startrack.ml.augment import SDSS_EXTINCTION
+        from startrack.simulator import interstellar
         from startrack.simulator.extinction import extinction_magnitudes
 
         if ebv is None:
-            ebv = REDDENED_EBV if condition == "reddened" else BLUE_TILT_EBV
+            ebv = BLUE_TILT_EBV if condition == "blue_tilt" else REDDENED_EBV
         dim = 10.0 ** (-0.4 * extinction_magnitudes(wavelength(), ebv))
+        if condition == "reddened":  # the gas's lines at the observer's rest: spectra observed
+            dim = dim * interstellar.transmission(wavelength(), ebv)
         flux, ivar = (flux * dim).astype(np.float32), (ivar / dim**2).astype(np.float32)
         for band, a in zip("ugriz", SDSS_EXTINCTION, strict=True):
             stars[f"mag_{band}"] = stars[f"mag_{band}"] + a * ebv

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from startrack.grid import C_KMS, DLOGLAM, wavelength
 from startrack.ml.continuum import smooth_continuum
+from startrack.simulator import interstellar
 from startrack.simulator.extinction import R_V_DEFAULT, a_lambda_over_a_v
 
 #: A_band / E(B-V) for SDSS ugriz, R_V = 3.1 (Schlafly & Finkbeiner 2011, table 6).
@@ -63,6 +64,11 @@ class AugmentConfig:
     #: max_ebv whatever spec_ebv_mean says: hot stars are luminous and seen far off, through
     #: the plane's dust, while the F-K dwarfs that dominate a survey are near (0 = off).
     hot_dust_below: float = 20.0
+    #: Reddened spectra get the interstellar lines of their dust (Ca II H and K, Na D, K I,
+    #: the diffuse bands; simulator.interstellar), at a sightline's strength and in the
+    #: star's rest frame moved by up to max_rv_kms: a real O or B star behind E(B-V) 0.5
+    #: has a Ca II K line an A star would have. 0 = off (and the random stream as before).
+    p_interstellar: float = 1.0
     p_continuum: float = 0.5
     continuum_sigma: float = 0.05
     #: Flux-calibration tilt along the dust law, either way (E(B-V)-equivalent ~ N(0, sigma)),
@@ -195,6 +201,32 @@ def redden(flux, ivar, mask, ebv: torch.Tensor):
     return (*_renormalize(flux, ivar, mask), mask)
 
 
+def add_interstellar_lines(flux, ivar, mask, ebv: torch.Tensor, gen: torch.Generator, max_v: float):
+    """Multiply in the interstellar lines of dust E(B-V) (simulator.interstellar), each
+    spectrum its own sightline strength and gas velocity (uniform within +-max_v km/s)."""
+    b, n = flux.shape
+    wave = torch.as_tensor(wavelength()[:n], dtype=torch.float32)
+    strength = torch.pow(10.0, torch.randn(b, generator=gen) * interstellar.SIGHTLINE_SCATTER_DEX)
+    ew = torch.as_tensor(
+        interstellar.equivalent_widths(ebv.numpy(), strength.numpy()), dtype=torch.float32
+    )  # (B, lines)
+    doppler = 1.0 + _uniform(b, -max_v, max_v, gen) / C_KMS  # (B,)
+    absorbed = torch.zeros_like(flux)
+    for k, (c, s) in enumerate(
+        zip(interstellar.line_centres(), interstellar.line_sigmas(), strict=True)
+    ):
+        half = 6.0 * s + c * max_v / C_KMS
+        lo, hi = int(torch.searchsorted(wave, c - half)), int(torch.searchsorted(wave, c + half))
+        if hi <= lo:
+            continue
+        centre = float(c) * doppler.unsqueeze(1)
+        x = (wave[lo:hi].unsqueeze(0) - centre) / float(s)
+        norm = ew[:, k : k + 1] / (math.sqrt(2.0 * math.pi) * float(s))
+        absorbed[:, lo:hi] += norm * torch.exp(-0.5 * x**2)
+    t = 1.0 - absorbed.clamp(0.0, interstellar.MAX_DEPTH)
+    return flux * t, ivar / t**2, mask
+
+
 def continuum_distort(flux, ivar, mask, sigma: float, gen: torch.Generator, degree: int = 3):
     """Multiply by exp(random Legendre polynomial): flux-calibration / continuum errors."""
     b, n = flux.shape
@@ -312,11 +344,17 @@ def augment_spectra(
     if cfg.hot_dust_below > 0 and types is not None:  # `types`: each spectrum's own MK type
         hot = rows & (types < cfg.hot_dust_below)
         ebv[hot] = _uniform(int(hot.sum()), 0.0, cfg.max_ebv, gen)
+    dust = ebv.clone()
     if cfg.p_calib_tilt > 0:  # along the same law: one pass applies dust and tilt together
         tilted = _chosen(b, cfg.p_calib_tilt, gen)
         ebv[tilted] += torch.randn(int(tilted.sum()), generator=gen) * cfg.calib_tilt_sigma
         rows = rows | tilted
     flux, ivar, mask = _apply(rows, redden, flux, ivar, mask, ebv[rows])
+    if cfg.p_interstellar > 0:
+        rows = (dust > 0) & _chosen(b, cfg.p_interstellar, gen)
+        flux, ivar, mask = _apply(
+            rows, add_interstellar_lines, flux, ivar, mask, dust[rows], gen, cfg.max_rv_kms
+        )
     rows = _chosen(b, cfg.p_continuum, gen)
     flux, ivar, mask = _apply(rows, continuum_distort, flux, ivar, mask, cfg.continuum_sigma, gen)
     rows = _chosen(b, cfg.p_lines, gen)

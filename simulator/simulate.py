@@ -6,7 +6,8 @@ same ETL as real downloads. Everything is SIMULATED (the FITS headers say so).
 
 How a star is made: a template for its subclass (built-in or the real SDSS file), a radial
 velocity shift on the log-lambda lattice, dust reddening (O'Donnell 1994, R_V = 3.1) with
-E(B-V) mostly small, scaled to its r magnitude; ugriz from that noiseless reddened spectrum
+E(B-V) mostly small and the lines of its gas (Ca II, Na D, K I, diffuse bands; simulator.
+interstellar), scaled to its r magnitude; ugriz from that noiseless reddened spectrum
 through the SDSS filter curves. Spectra then get a smooth flux-calibration distortion, the SDSS
 coverage (3800-9200 A with a few pixels of jitter), noise at an S/N set by the magnitude
 (photon + sky noise, with the strong night-sky lines), masked pixel runs, and sky-line
@@ -43,6 +44,8 @@ from startrack.simulator.fits_writer import (
     SpecObj,
     write_spec_lite,
 )
+from startrack.simulator.interstellar import sightline_strength
+from startrack.simulator.interstellar import transmission as interstellar_transmission
 from startrack.simulator.photometry import BANDS, observe_psf_mags, weights_for_loglam
 from startrack.simulator.targeting import (
     check_targeting,
@@ -309,7 +312,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 10
+SIMULATOR_VERSION = 11
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -610,6 +613,12 @@ def render_spectrum(
     shift = math.log10(1.0 + float(star["z_true"]))
     rest = np.interp(ts.loglam - shift, ts.loglam, template)  # observed frame
     reddened = rest * 10.0 ** (-0.4 * float(star["ebv"]) * ctx.ext_per_ebv)
+    # The dust's gas lines, at the observer's rest frame; their own random stream, so the rest
+    # of the star (noise, calibration, photometry errors) is drawn as before they existed.
+    gas = np.random.default_rng(np.random.SeedSequence([seed, int(star["index"]), 11]))
+    reddened = reddened * interstellar_transmission(
+        ts.wavelength, float(star["ebv"]), float(sightline_strength(gas))
+    )
 
     maggies = reddened @ ctx.weights
     scale = 10.0 ** (-0.4 * float(star["r_true"])) / maggies[2]

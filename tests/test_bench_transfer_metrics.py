@@ -110,6 +110,31 @@ def test_reddened_condition_dims_spectrum_and_photometry_along_one_law(bench):
     assert (data.flux == 1).all()  # the survey's own arrays are untouched
 
 
+def test_reddened_condition_carries_the_gas_lines_of_its_dust(bench):
+    """A library's star behind E(B-V) 0.4 shows its dust's Na D and Ca II K; the
+    dust-only condition (the measure before stop 31) is the same continuum without them."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from startrack.grid import NPIX, air_to_vacuum, wavelength
+
+    stars = pd.DataFrame({f"mag_{b}": [17.0] for b in "ugriz"})
+    data = SimpleNamespace(
+        stars=stars, spec_row=np.arange(1), flux=np.ones((1, NPIX), np.float32),
+        ivar=np.ones((1, NPIX), np.float32), mask=np.zeros((1, NPIX), bool),
+        norm=np.ones(1, np.float32),
+    )  # fmt: skip
+    _, gas = bench.observed_as(data, np.arange(1), "reddened")
+    _, dust = bench.observed_as(data, np.arange(1), "reddened_dust_only")
+    wave = wavelength()
+    for line in (5889.95, 3933.66):
+        at = np.argmin(np.abs(wave - float(air_to_vacuum(line))))
+        assert gas.flux[0, at] / dust.flux[0, at] < 0.9
+    far = (wave > 5000) & (wave < 5500)
+    np.testing.assert_allclose(gas.flux[0, far], dust.flux[0, far], rtol=1e-6)
+
+
 def test_type_spread_test_survey_gives_the_rare_types_their_spectra(bench, tmp_path):
     """The benchmark's second test survey must really be spread over the types: with SDSS's
     label mix a B2-B7 bin holds a handful of spectra and the uniform figure weighs it fully."""
