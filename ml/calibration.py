@@ -13,10 +13,13 @@ log = logging.getLogger(__name__)
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 100) -> float:
     """Temperature T > 0 minimizing the NLL of softmax(logits / T) on held-out data (LBFGS).
 
+    ``labels``: class indices (n,), or target distributions (n, K) — a star's own type split
+    between the classes around it, for the temperature the continuous type is read at.
     Returns 1.0 when there is nothing to fit (no rows), so an empty validation split is harmless.
     """
     logits = logits.detach().float()
-    labels = labels.detach().long()
+    labels = labels.detach()
+    labels = labels.float() if labels.dim() == 2 else labels.long()
     if logits.shape[0] == 0:
         return 1.0
     log_t = torch.zeros(1, requires_grad=True)  # optimize log T: keeps T positive

@@ -150,6 +150,14 @@ def spectrum_profiles(
     return torch.cat(profiles), torch.cat(ivars)
 
 
+def _per_star(temps: dict, head: str, has: np.ndarray) -> np.ndarray:
+    """(n, 1) temperature of ``head`` per star: its own for stars with a spectrum if fitted."""
+    t = np.full((len(has), 1), float(temps.get(head, 1.0)), dtype=np.float32)
+    if f"{head}_spectrum" in temps:
+        t[has] = float(temps[f"{head}_spectrum"])
+    return t
+
+
 def calibrated_probs(logits: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
     """softmax(logits / T); T a scalar or one per row, shape (n, 1)."""
     t = torch.as_tensor(np.asarray(temperature, dtype=np.float32))
@@ -181,6 +189,11 @@ def predict_arrays(
     labels = np.asarray(meta["labels"], dtype=object)
     types = class_types(labels)
     temps = meta.get("temperatures", {})
+    # models since stop 31 read the continuous type at temperatures of its own, near the top
+    # class (quality.continuous_type); older ones over every class at the class temperature
+    readout = meta.get("type_readout", {})
+    type_temps = readout.get("temperatures", temps)
+    neighbours = readout.get("neighbours")
     raw = raw_matrix(stars)
     detector = OutlierModel.from_dict(meta["outliers"]) if "outliers" in meta else None
     profiles: list | None = [] if detector is not None else None
@@ -189,16 +202,14 @@ def predict_arrays(
     k = min(topk, len(labels))
     out = {}
     for h in HEADS:
-        t = np.full((len(stars), 1), float(temps.get(h, 1.0)), dtype=np.float32)
-        if f"{h}_spectrum" in temps:  # its own temperature for stars with a spectrum
-            t[has] = float(temps[f"{h}_spectrum"])
-        probs = calibrated_probs(logits[h], t)
+        probs = calibrated_probs(logits[h], _per_star(temps, h, has))
         order = np.argsort(-probs, axis=1)[:, :k]
         top_p = np.take_along_axis(probs, order, axis=1).astype(np.float32)
         answered = has.copy() if h == "lstm" else np.ones(len(stars), dtype=bool)
         lab = np.where(answered, labels[order[:, 0]], None)
         prob = np.where(answered, top_p[:, 0].astype(np.float64), np.nan)
-        mean, std = continuous_type(probs, types)
+        type_probs = calibrated_probs(logits[h], _per_star(type_temps, h, has))
+        mean, std = continuous_type(type_probs, types, neighbours)
         mean, std = np.where(answered, mean, np.nan), np.where(answered, std, np.nan)
         out[h] = BranchPrediction(lab, prob, labels[order], top_p, answered, mean, std)
     masked = np.full(len(stars), np.nan)

@@ -1,9 +1,14 @@
 """When not to trust a prediction: a continuous spectral type with its spread, and flags.
 
 The continuous type is the posterior mean of the MK number (O0=0 ... M9=69) over the model's
-calibrated class probabilities, its uncertainty the posterior standard deviation: a star the
+class probabilities, its uncertainty the posterior standard deviation about it: a star the
 model splits between K1 and K3 says ~52 +- 1 instead of picking one. It is given only when
-most of the probability sits on MK classes (not for a white dwarf or a carbon star).
+most of the probability sits on MK classes (not for a white dwarf or a carbon star). Models
+since stop 31 read it at a temperature of its own (fitted on validation stars' own types)
+and over the top MK class and its neighbours on the sequence only (``neighbours``): a mean
+over every class is pulled toward the middle of the sequence by the small probabilities far
+off, and the class temperature, fitted to the labels, is too sharp to say where between two
+classes a star sits (an A5 between A0 and F2 read as A2).
 
 Flags (a list per star, empty when nothing is wrong; ``list_contains(flags, 'low_snr')`` in
 SQL) say why a prediction may be off, from what the model was given and how it answered.
@@ -40,15 +45,28 @@ def class_types(labels: list[str] | np.ndarray) -> np.ndarray:
     return np.array([np.nan if t is None else t for t in types], dtype=np.float64)
 
 
-def continuous_type(probs: np.ndarray, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) of the MK number under probs (n, K); NaN where MK mass < MIN_MK_MASS."""
+def continuous_type(
+    probs: np.ndarray, types: np.ndarray, neighbours: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of the MK number under probs (n, K); NaN where MK mass < MIN_MK_MASS.
+
+    ``neighbours``: the mean over the most probable MK class and this many classes either
+    side of it on the MK sequence (None: over every MK class). The std is always the whole
+    posterior's spread about the mean, so a star split between far classes says so."""
     mk = np.isfinite(types)
     p = probs[:, mk].astype(np.float64)
     t = types[mk]
     mass = p.sum(axis=1)
     ok = mass >= MIN_MK_MASS
     safe = np.where(ok, mass, 1.0)[:, None]
-    mean = (p * t).sum(axis=1, keepdims=True) / safe
+    if neighbours is None:
+        mean = (p * t).sum(axis=1, keepdims=True) / safe
+    else:
+        rank = np.argsort(np.argsort(t, kind="stable"), kind="stable")  # place on the sequence
+        top = rank[p.argmax(axis=1)]
+        near = np.abs(rank[None, :] - top[:, None]) <= neighbours
+        q = np.where(near, p, 0.0)
+        mean = (q * t).sum(axis=1, keepdims=True) / np.maximum(q.sum(axis=1, keepdims=True), 1e-30)
     std = np.sqrt((p * (t - mean) ** 2).sum(axis=1, keepdims=True) / safe)
     return np.where(ok, mean[:, 0], np.nan), np.where(ok, std[:, 0], np.nan)
 

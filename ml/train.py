@@ -449,12 +449,15 @@ def train_model(
         model.load_state_dict(best[1])
     model.eval()
 
-    temperatures, val_metrics = _calibrate(model, stats, raw_all, norm_spectra, y, val_idx, data)
+    temperatures, type_temps, val_metrics = _calibrate(
+        model, stats, raw_all, norm_spectra, y, own_t, val_idx, data, classes
+    )
     outliers = _fit_outliers(model, norm_spectra, raw_all, y, spec_train, val_idx, len(classes))
     meta = _metadata(
         cfg, data, sel, stats, temperatures, val_metrics, history, best[2], counts, spec_train,
         outliers, time.monotonic() - t_start,
     )  # fmt: skip
+    meta["type_readout"] = {"temperatures": type_temps, "neighbours": TYPE_NEIGHBOURS}
     return TrainResult(model, meta, history)
 
 
@@ -638,10 +641,45 @@ def _class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
     return torch.as_tensor(w, dtype=torch.float32)
 
 
-def _calibrate(model, stats, raw_all, spectra, y, val_idx, data):
-    """Per-head temperatures on the validation split, plus quick validation accuracies."""
+#: The continuous type is the mean over the top MK class and this many neighbours either side
+#: (quality.continuous_type). Over every class at the class temperature (until stop 31), an
+#: A5 star between A0 and F2 read as A2; at its own temperature and with the neighbours only,
+#: models typed their own family's stars 0.015-0.03 more often within 2.5 subtypes, and the
+#: other family's 0.00-0.01 (README, Generalization, stop 31).
+TYPE_NEIGHBOURS = 1
+#: Fewer validation stars with an own MK type than this: the class temperatures are used.
+MIN_TYPE_STARS = 20
+
+
+def _type_temperatures(
+    logits: dict, has: np.ndarray, yv: np.ndarray, tv: np.ndarray, classes: list, class_temps: dict
+) -> dict:
+    """Per head, the temperature at which the posterior says where between the classes the
+    validation stars sit: NLL against each star's own type ``tv`` split between the two
+    classes around it (targets.star_targets without the blur). Falls back to the class
+    temperature where fewer than MIN_TYPE_STARS stars have an MK type."""
+    temps = dict(class_temps)
+    ct = class_types(classes)
+    on = np.isfinite(tv) & (yv >= 0) & np.isfinite(ct[np.clip(yv, 0, None)])
+    targets = star_targets(
+        torch.from_numpy(yv[on]), torch.from_numpy(tv[on]), torch.from_numpy(ct), 0.0, 0.0
+    )
+    groups = {h: (has if h == "lstm" else np.ones_like(has)) for h in HEADS}
+    if "fusion_spectrum" in class_temps:
+        groups |= {"fusion": ~has, "fusion_spectrum": has}
+    for key, rows in groups.items():
+        sel = rows[on]
+        if sel.sum() >= MIN_TYPE_STARS:
+            head = "fusion" if key.startswith("fusion") else key
+            temps[key] = fit_temperature(torch.from_numpy(logits[head][on][sel]), targets[sel])
+    return temps
+
+
+def _calibrate(model, stats, raw_all, spectra, y, own_t, val_idx, data, classes):
+    """Per-head temperatures on the validation split (for the class probabilities and for
+    the continuous type), plus quick validation accuracies."""
     if len(val_idx) == 0:
-        return dict.fromkeys(HEADS, 1.0), {}
+        return dict.fromkeys(HEADS, 1.0), dict.fromkeys(HEADS, 1.0), {}
     logits = batched_logits(model, stats, raw_all[val_idx], _subset(spectra, val_idx))
     has = data.spec_row[val_idx] >= 0
     yv = torch.from_numpy(y[val_idx])
@@ -668,4 +706,10 @@ def _calibrate(model, stats, raw_all, spectra, y, val_idx, data):
         )
     metrics["n_val"] = len(val_idx)
     metrics["n_val_spectra"] = int(has.sum())
-    return temps, metrics
+    type_temps = _type_temperatures(logits, has, y[val_idx], own_t[val_idx], classes, temps)
+    log.info(
+        "temperatures: classes %s, continuous type %s",
+        {k: round(v, 3) for k, v in temps.items()},
+        {k: round(v, 3) for k, v in type_temps.items()},
+    )
+    return temps, type_temps, metrics

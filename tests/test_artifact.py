@@ -127,3 +127,25 @@ def test_fusion_has_its_own_temperature_for_stars_with_a_spectrum(data, model_an
     assert (pb[has] < pa[has]).all() and (pb[has] < 2.5 / len(LABELS)).all()
     np.testing.assert_array_equal(pa[~has], pb[~has])  # stars without one: untouched
     assert a["fusion_label"].tolist() == b["fusion_label"].tolist()  # argmax unchanged
+
+
+def test_continuous_type_reads_its_own_temperatures_and_leaves_the_answer_alone(
+    data, model_and_meta
+):
+    """A model's type read-out (model.json `type_readout`): its temperatures move the
+    continuous type and nothing else; models without one keep the old read-out."""
+    model, meta = model_and_meta
+    soft = {**meta, "type_readout": {"temperatures": {"dense": 30.0, "lstm": 30.0, "fusion": 30.0}}}
+    local = {**soft, "type_readout": {**soft["type_readout"], "neighbours": 1}}
+    a = predict_batch(model, meta, data.stars, data.spectra())
+    b = predict_batch(model, soft, data.stars, data.spectra())
+    c = predict_batch(model, local, data.stars, data.spectra())
+    for h in ("dense", "fusion"):
+        np.testing.assert_array_equal(a[f"{h}_prob"], b[f"{h}_prob"])
+        assert a[f"{h}_label"].tolist() == b[f"{h}_label"].tolist()
+        # at T = 30 the posterior is flat: the mean over every class sits mid-sequence
+        mid = np.nanmean([12.0, 20.0, 35.0, 42.0, 53.0, 62.0])
+        assert np.nanmax(np.abs(b[f"{h}_spectral_type"] - mid)) < 1.0
+        assert not np.allclose(a[f"{h}_spectral_type"], b[f"{h}_spectral_type"])
+        # near the top class only, the flat posterior stays within its neighbours' span
+        assert (np.abs(c[f"{h}_spectral_type"] - mid) > 1.0).any()

@@ -96,6 +96,36 @@ def test_continuous_type_sits_between_the_classes_a_star_is_split_between():
     assert np.isnan(mean[2]) and np.isnan(std[2])  # a white dwarf has no MK number
 
 
+def test_type_near_the_top_class_is_not_pulled_by_far_classes():
+    """An A5 star split 0.55 A0 / 0.40 F2 with a little on M5: over every class the M5
+    probability drags the type two subtypes late; over the top class and its neighbours it
+    says A5, and its uncertainty still shows the far probability."""
+    types = np.array([17.0, 20.0, 32.0, 35.0, 65.0])  # B7-ish, A0, F2, F5, M5
+    probs = np.array([[0.0, 0.55, 0.40, 0.0, 0.05], [0.0, 0.0, 0.1, 0.2, 0.7]])
+    full, full_std = continuous_type(probs, types)
+    near, near_std = continuous_type(probs, types, neighbours=1)
+    assert full[0] == pytest.approx(0.55 * 20 + 0.4 * 32 + 0.05 * 65)  # 27.05: F0
+    assert near[0] == pytest.approx((0.55 * 20 + 0.4 * 32) / 0.95)  # 25.05: A5
+    assert near_std[0] > 6.0  # the 5 % at M5 is still in the spread about it
+    # neighbours are places on the class sequence: M5's nearest class here is F5 ...
+    assert near[1] == pytest.approx((0.2 * 35 + 0.7 * 65) / 0.9)
+    two, _ = continuous_type(probs, types, neighbours=2)  # ... and the next one F2
+    assert two[1] == pytest.approx((0.1 * 32 + 0.2 * 35 + 0.7 * 65) / 1.0)
+
+
+def test_type_temperature_is_fitted_to_where_between_the_classes_stars_sit():
+    """Soft targets (a star's own type split between the classes around it) give the
+    temperature at which the posterior says it: logits drawn at T = 2 recover about 2."""
+    from startrack.ml.calibration import fit_temperature
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3000, 6, generator=gen) * 4
+    targets = torch.softmax(logits / 2.0, dim=1)
+    assert fit_temperature(logits, targets) == pytest.approx(2.0, rel=0.02)
+    labels = targets.argmax(1)  # hard labels: sharper than the split
+    assert fit_temperature(logits, labels) < 1.5
+
+
 def test_quality_flags_say_why_not_to_trust_a_prediction():
     flags = quality_flags(
         has_spectrum=np.array([True, True, True, False]),
