@@ -189,11 +189,11 @@ def predict_arrays(
     labels = np.asarray(meta["labels"], dtype=object)
     types = class_types(labels)
     temps = meta.get("temperatures", {})
-    # models since stop 31 read the continuous type at temperatures of its own, near the top
-    # class (quality.continuous_type); older ones over every class at the class temperature
+    # models since stop 31 read a spectrum's continuous type at temperatures of its own, near
+    # the top class (quality.continuous_type); photometry and older models over every class at
+    # the class temperature
     readout = meta.get("type_readout", {})
-    type_temps = readout.get("temperatures", temps)
-    neighbours = readout.get("neighbours")
+    type_temps, neighbours = readout.get("temperatures", {}), readout.get("neighbours")
     raw = raw_matrix(stars)
     detector = OutlierModel.from_dict(meta["outliers"]) if "outliers" in meta else None
     profiles: list | None = [] if detector is not None else None
@@ -208,8 +208,11 @@ def predict_arrays(
         answered = has.copy() if h == "lstm" else np.ones(len(stars), dtype=bool)
         lab = np.where(answered, labels[order[:, 0]], None)
         prob = np.where(answered, top_p[:, 0].astype(np.float64), np.nan)
-        type_probs = calibrated_probs(logits[h], _per_star(type_temps, h, has))
-        mean, std = continuous_type(type_probs, types, neighbours)
+        mean, std = continuous_type(probs, types)
+        key = h if h == "lstm" else f"{h}_spectrum"
+        if key in type_temps and has.any():
+            type_probs = calibrated_probs(logits[h][has], np.float32(type_temps[key]))
+            mean[has], std[has] = continuous_type(type_probs, types, neighbours)
         mean, std = np.where(answered, mean, np.nan), np.where(answered, std, np.nan)
         out[h] = BranchPrediction(lab, prob, labels[order], top_p, answered, mean, std)
     masked = np.full(len(stars), np.nan)

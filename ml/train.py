@@ -641,37 +641,36 @@ def _class_weights(counts: np.ndarray, power: float) -> torch.Tensor:
     return torch.as_tensor(w, dtype=torch.float32)
 
 
-#: The continuous type is the mean over the top MK class and this many neighbours either side
-#: (quality.continuous_type). Over every class at the class temperature (until stop 31), an
-#: A5 star between A0 and F2 read as A2; at its own temperature and with the neighbours only,
-#: models typed their own family's stars 0.015-0.03 more often within 2.5 subtypes, and the
-#: other family's 0.00-0.01 (README, Generalization, stop 31).
+#: A spectrum's continuous type is the mean over the top MK class and this many neighbours
+#: either side (quality.continuous_type), at temperatures of its own. Over every class at the
+#: class temperature (until stop 31) an A5 star between A0 and F2 read as A2. Photometry keeps
+#: that read-out: its posterior is too broad to say where between two classes a star sits,
+#: and read this way it typed real SDSS stars from their colours 0.1 less often within 2.5
+#: subtypes of their labels (README, Generalization, stop 31).
 TYPE_NEIGHBOURS = 1
-#: Fewer validation stars with an own MK type than this: the class temperatures are used.
+#: Fewer validation spectra with an own MK type than this: the class temperatures are used.
 MIN_TYPE_STARS = 20
 
 
 def _type_temperatures(
     logits: dict, has: np.ndarray, yv: np.ndarray, tv: np.ndarray, classes: list, class_temps: dict
 ) -> dict:
-    """Per head, the temperature at which the posterior says where between the classes the
-    validation stars sit: NLL against each star's own type ``tv`` split between the two
-    classes around it (targets.star_targets without the blur). Falls back to the class
-    temperature where fewer than MIN_TYPE_STARS stars have an MK type."""
-    temps = dict(class_temps)
+    """The temperatures the continuous type of a star with a spectrum is read at (lstm, and
+    the fusion's `fusion_spectrum`): those at which the posterior says where between the
+    classes the validation stars sit, the NLL against each star's own type ``tv`` split
+    between the two classes around it (targets.star_targets without the blur). The class
+    temperature where fewer than MIN_TYPE_STARS spectra have an MK type."""
+    temps = {"lstm": class_temps["lstm"]}
+    temps["fusion_spectrum"] = class_temps.get("fusion_spectrum", class_temps["fusion"])
     ct = class_types(classes)
-    on = np.isfinite(tv) & (yv >= 0) & np.isfinite(ct[np.clip(yv, 0, None)])
+    on = has & np.isfinite(tv) & (yv >= 0) & np.isfinite(ct[np.clip(yv, 0, None)])
+    if on.sum() < MIN_TYPE_STARS:
+        return temps
     targets = star_targets(
         torch.from_numpy(yv[on]), torch.from_numpy(tv[on]), torch.from_numpy(ct), 0.0, 0.0
     )
-    groups = {h: (has if h == "lstm" else np.ones_like(has)) for h in HEADS}
-    if "fusion_spectrum" in class_temps:
-        groups |= {"fusion": ~has, "fusion_spectrum": has}
-    for key, rows in groups.items():
-        sel = rows[on]
-        if sel.sum() >= MIN_TYPE_STARS:
-            head = "fusion" if key.startswith("fusion") else key
-            temps[key] = fit_temperature(torch.from_numpy(logits[head][on][sel]), targets[sel])
+    for key, head in (("lstm", "lstm"), ("fusion_spectrum", "fusion")):
+        temps[key] = fit_temperature(torch.from_numpy(logits[head][on]), targets)
     return temps
 
 

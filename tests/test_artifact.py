@@ -132,20 +132,25 @@ def test_fusion_has_its_own_temperature_for_stars_with_a_spectrum(data, model_an
 def test_continuous_type_reads_its_own_temperatures_and_leaves_the_answer_alone(
     data, model_and_meta
 ):
-    """A model's type read-out (model.json `type_readout`): its temperatures move the
-    continuous type and nothing else; models without one keep the old read-out."""
+    """A model's type read-out (model.json `type_readout`) moves the continuous type of the
+    stars with a spectrum (lstm, fusion) and nothing else: not the class answers, not the
+    photometry's types; models without one keep the old read-out."""
     model, meta = model_and_meta
-    soft = {**meta, "type_readout": {"temperatures": {"dense": 30.0, "lstm": 30.0, "fusion": 30.0}}}
-    local = {**soft, "type_readout": {**soft["type_readout"], "neighbours": 1}}
+    has = data.spec_row >= 0
+    flat = {"lstm": 30.0, "fusion_spectrum": 30.0}
+    soft = {**meta, "type_readout": {"temperatures": flat}}
+    local = {**meta, "type_readout": {"temperatures": flat, "neighbours": 1}}
     a = predict_batch(model, meta, data.stars, data.spectra())
     b = predict_batch(model, soft, data.stars, data.spectra())
     c = predict_batch(model, local, data.stars, data.spectra())
-    for h in ("dense", "fusion"):
+    np.testing.assert_array_equal(a["dense_spectral_type"], b["dense_spectral_type"])
+    np.testing.assert_array_equal(a["fusion_spectral_type"][~has], b["fusion_spectral_type"][~has])
+    mid = np.mean([12.0, 20.0, 35.0, 42.0, 53.0, 62.0])  # the classes' types, B6 to M2
+    for h in ("lstm", "fusion"):
         np.testing.assert_array_equal(a[f"{h}_prob"], b[f"{h}_prob"])
         assert a[f"{h}_label"].tolist() == b[f"{h}_label"].tolist()
         # at T = 30 the posterior is flat: the mean over every class sits mid-sequence
-        mid = np.nanmean([12.0, 20.0, 35.0, 42.0, 53.0, 62.0])
-        assert np.nanmax(np.abs(b[f"{h}_spectral_type"] - mid)) < 1.0
-        assert not np.allclose(a[f"{h}_spectral_type"], b[f"{h}_spectral_type"])
-        # near the top class only, the flat posterior stays within its neighbours' span
-        assert (np.abs(c[f"{h}_spectral_type"] - mid) > 1.0).any()
+        assert np.abs(b[f"{h}_spectral_type"].to_numpy(float)[has] - mid).max() < 1.0
+        assert not np.allclose(a[f"{h}_spectral_type"][has], b[f"{h}_spectral_type"][has])
+        # near the top class only, it stays within the top class's neighbours
+        assert (np.abs(c[f"{h}_spectral_type"].to_numpy(float)[has] - mid) > 1.0).any()

@@ -102,7 +102,7 @@ def test_type_near_the_top_class_is_not_pulled_by_far_classes():
     says A5, and its uncertainty still shows the far probability."""
     types = np.array([17.0, 20.0, 32.0, 35.0, 65.0])  # B7-ish, A0, F2, F5, M5
     probs = np.array([[0.0, 0.55, 0.40, 0.0, 0.05], [0.0, 0.0, 0.1, 0.2, 0.7]])
-    full, full_std = continuous_type(probs, types)
+    full, _ = continuous_type(probs, types)
     near, near_std = continuous_type(probs, types, neighbours=1)
     assert full[0] == pytest.approx(0.55 * 20 + 0.4 * 32 + 0.05 * 65)  # 27.05: F0
     assert near[0] == pytest.approx((0.55 * 20 + 0.4 * 32) / 0.95)  # 25.05: A5
