@@ -678,7 +678,7 @@ def _calibrate(model, stats, raw_all, spectra, y, own_t, val_idx, data, classes)
     """Per-head temperatures on the validation split (for the class probabilities and for
     the continuous type), plus quick validation accuracies."""
     if len(val_idx) == 0:
-        return dict.fromkeys(HEADS, 1.0), dict.fromkeys(HEADS, 1.0), {}
+        return dict.fromkeys(HEADS, 1.0), {}, {}  # no type temperatures: the class read-out
     logits = batched_logits(model, stats, raw_all[val_idx], _subset(spectra, val_idx))
     has = data.spec_row[val_idx] >= 0
     yv = torch.from_numpy(y[val_idx])
