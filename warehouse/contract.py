@@ -240,8 +240,8 @@ TABLES: dict[str, Table] = {
                 _c(
                     "spectral_type",
                     pa.float64(),
-                    "continuous MK type (posterior mean; for spectra near the top class, ml/quality.py); "
-                    "NULL when most probability is outside MK",
+                    "continuous MK type (posterior mean; for spectra near the top class, "
+                    "ml/quality.py); NULL when most probability is outside MK",
                 ),
                 _c("spectral_type_err", pa.float64(), "its posterior std, in subtypes"),
                 _c(
