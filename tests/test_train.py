@@ -54,6 +54,15 @@ def test_a_few_epochs_beat_chance_clearly_on_every_head():
     assert val["dense_accuracy"] > 1.5 * chance
     assert set(meta["temperatures"]) == {"dense", "lstm", "fusion", "fusion_spectrum"}
     assert all(0.05 <= t <= 20 for t in meta["temperatures"].values())
+    # the continuous type's own temperatures: without own (ELODIE) types the targets are the
+    # labels, so they come out as the class temperatures of the same spectra
+    readout = meta["type_readout"]
+    assert readout["neighbours"] == 1 and set(readout["temperatures"]) == {
+        "lstm",
+        "fusion_spectrum",
+    }
+    for key, t in readout["temperatures"].items():
+        assert t == pytest.approx(meta["temperatures"][key], rel=1e-3)
     assert len(result.history) == 8
     assert len(meta["features"]["stats"]["mean"]) == len(meta["features"]["names"])
 
