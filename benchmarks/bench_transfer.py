@@ -130,6 +130,11 @@ def log_uniform_snr_weights(snr: np.ndarray, bins: int = 6) -> np.ndarray:
 TYPE_BIN = 3.0
 
 
+def type_bins(own_type: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """TYPE_BIN-subtype bin of each star's own type (0 where ``ok`` is False)."""
+    return np.floor(np.where(ok, own_type, 0.0) / TYPE_BIN).astype(int)
+
+
 def type_uniform_weights(own_type: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``weights`` rescaled so that every TYPE_BIN-subtype bin of the own type (O0 to M9) that
     holds any weight gets the same total: a set of real stars chosen "O to M", not the SDSS
@@ -140,7 +145,7 @@ def type_uniform_weights(own_type: np.ndarray, weights: np.ndarray) -> np.ndarra
     ok = np.isfinite(own_type) & (weights > 0)
     if not ok.any():  # no star with an own type in the S/N range: nothing to weigh
         return np.zeros(len(weights))
-    b = np.floor(np.where(ok, own_type, 0.0) / TYPE_BIN).astype(int)
+    b = type_bins(own_type, ok)
     mass = np.bincount(b[ok], weights=weights[ok])
     w = np.where(ok, weights / np.maximum(mass[b], 1e-300), 0.0)
     return w / w.sum()
@@ -159,7 +164,7 @@ def by_type_bin(own_type: np.ndarray, pred_type: np.ndarray, weights: np.ndarray
     each bin): n, the signed median error (+ = typed later) and the shares within 2.5 and 5.
     A bin typed systematically late or early points at a feature the training family lacks."""
     ok = np.isfinite(own_type) & (weights > 0)
-    bins = np.floor(np.where(ok, own_type, 0.0) / TYPE_BIN).astype(int)
+    bins = type_bins(own_type, ok)
     out = {}
     for b in np.unique(bins[ok]):
         sel = ok & (bins == b)

@@ -205,25 +205,10 @@ def add_interstellar_lines(flux, ivar, mask, ebv: torch.Tensor, gen: torch.Gener
     """Multiply in the interstellar lines of dust E(B-V) (simulator.interstellar), each
     spectrum its own sightline strength and gas velocity (uniform within +-max_v km/s)."""
     b, n = flux.shape
-    wave = torch.as_tensor(wavelength()[:n], dtype=torch.float32)
     strength = torch.pow(10.0, torch.randn(b, generator=gen) * interstellar.SIGHTLINE_SCATTER_DEX)
-    ew = torch.as_tensor(
-        interstellar.equivalent_widths(ebv.numpy(), strength.numpy()), dtype=torch.float32
-    )  # (B, lines)
-    doppler = 1.0 + _uniform(b, -max_v, max_v, gen) / C_KMS  # (B,)
-    absorbed = torch.zeros_like(flux)
-    for k, (c, s) in enumerate(
-        zip(interstellar.line_centres(), interstellar.line_sigmas(), strict=True)
-    ):
-        half = 6.0 * s + c * max_v / C_KMS
-        lo, hi = int(torch.searchsorted(wave, c - half)), int(torch.searchsorted(wave, c + half))
-        if hi <= lo:
-            continue
-        centre = float(c) * doppler.unsqueeze(1)
-        x = (wave[lo:hi].unsqueeze(0) - centre) / float(s)
-        norm = ew[:, k : k + 1] / (math.sqrt(2.0 * math.pi) * float(s))
-        absorbed[:, lo:hi] += norm * torch.exp(-0.5 * x**2)
-    t = 1.0 - absorbed.clamp(0.0, interstellar.MAX_DEPTH)
+    v = _uniform(b, -max_v, max_v, gen)
+    t = interstellar.transmission(wavelength()[:n], ebv.numpy(), strength.numpy(), v.numpy())
+    t = torch.as_tensor(t, dtype=torch.float32)
     return flux * t, ivar / t**2, mask
 
 

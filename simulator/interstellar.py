@@ -92,23 +92,29 @@ def sightline_strength(rng: np.random.Generator, size: int | None = None) -> np.
 
 def transmission(
     wavelength_angstrom: np.ndarray,
-    ebv: float,
-    strength: float = 1.0,
-    velocity_kms: float = 0.0,
+    ebv: float | np.ndarray,
+    strength: float | np.ndarray = 1.0,
+    velocity_kms: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """Fraction of a star's flux the interstellar lines let through at each wavelength.
 
-    ``velocity_kms`` moves the lines (the gas's velocity relative to the frame of
-    ``wavelength_angstrom``: in a star's rest frame, minus the star's radial velocity)."""
+    Scalars give one spectrum's (n_pix,); arrays of n sightlines (E(B-V), strength, velocity
+    broadcast together) give (n, n_pix), as a training batch needs. ``velocity_kms`` moves
+    the lines (the gas's velocity in the frame of ``wavelength_angstrom``: in a star's rest
+    frame, minus the star's radial velocity)."""
     wave = np.asarray(wavelength_angstrom, dtype=np.float64)
-    centres = line_centres() * (1.0 + velocity_kms / 299_792.458)
-    sigmas = line_sigmas()
-    ew = equivalent_widths(ebv, strength)
-    absorbed = np.zeros_like(wave)
-    for c, s, w in zip(centres, sigmas, ew, strict=True):
-        if w <= 0.0:
+    e, st, v = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (ebv, strength, velocity_kms))
+    )
+    ew = equivalent_widths(e.ravel(), st.ravel())  # (n, lines)
+    doppler = 1.0 + v.ravel()[:, None] / 299_792.458
+    reach = float(np.abs(v).max(initial=0.0)) / 299_792.458
+    absorbed = np.zeros((e.size, wave.size))
+    for k, (c, s) in enumerate(zip(line_centres(), line_sigmas(), strict=True)):
+        lo, hi = np.searchsorted(wave, [c * (1 - reach) - 6 * s, c * (1 + reach) + 6 * s])
+        if hi <= lo or not (ew[:, k] > 0).any():
             continue
-        near = np.abs(wave - c) < 6.0 * s
-        profile = np.exp(-0.5 * ((wave[near] - c) / s) ** 2) / (np.sqrt(2.0 * np.pi) * s)
-        absorbed[near] += w * profile
-    return 1.0 - np.clip(absorbed, 0.0, MAX_DEPTH)
+        x = (wave[None, lo:hi] - c * doppler) / s
+        absorbed[:, lo:hi] += ew[:, k : k + 1] * np.exp(-0.5 * x**2) / (np.sqrt(2 * np.pi) * s)
+    out = 1.0 - np.clip(absorbed, 0.0, MAX_DEPTH)
+    return out.reshape(*e.shape, wave.size)

@@ -589,6 +589,10 @@ def _context(templates_path: str | None, template_types: str = "measured") -> _C
     )
 
 
+#: Third seed word of each star's interstellar-gas random stream (apart from its main one).
+_GAS_STREAM = 11
+
+
 @dataclass(frozen=True)
 class RenderedStar:
     index: int
@@ -615,7 +619,7 @@ def render_spectrum(
     reddened = rest * 10.0 ** (-0.4 * float(star["ebv"]) * ctx.ext_per_ebv)
     # The dust's gas lines, at the observer's rest frame; their own random stream, so the rest
     # of the star (noise, calibration, photometry errors) is drawn as before they existed.
-    gas = np.random.default_rng(np.random.SeedSequence([seed, int(star["index"]), 11]))
+    gas = np.random.default_rng(np.random.SeedSequence([seed, int(star["index"]), _GAS_STREAM]))
     reddened = reddened * interstellar_transmission(
         ts.wavelength, float(star["ebv"]), float(sightline_strength(gas))
     )

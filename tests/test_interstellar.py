@@ -45,6 +45,10 @@ def test_every_line_takes_out_its_equivalent_width_and_the_sightline_scales_it()
         total = float(np.sum((1.0 - t) * np.gradient(wave)))
         assert total == pytest.approx(float(I.equivalent_widths(0.3, strength).sum()), rel=0.02)
     assert np.all(I.transmission(wave, -0.2) == 1.0)  # a blue calibration tilt has no gas
+    # a batch of sightlines (as training draws them) is each sightline on its own
+    batch = I.transmission(wave, np.array([0.1, 0.6]), np.array([1.5, 0.7]), np.array([90, -150]))
+    assert batch.shape == (2, wave.size)
+    np.testing.assert_allclose(batch[1], I.transmission(wave, 0.6, 0.7, -150.0), atol=1e-6)
     s = I.sightline_strength(np.random.default_rng(0), 20000)
     assert np.std(np.log10(s)) == pytest.approx(I.SIGHTLINE_SCATTER_DEX, rel=0.05)
 
