@@ -26,7 +26,9 @@ FAMILIES = ("MK", "WD", "Carbon", "CV", "L", "T", "other")
 _ARCHETYPE_ID = re.compile(r"\s*\(\s*\d+\s*\)\s*$")
 _MK = re.compile(
     r"^(?P<letter>[OBAFGKM])(?P<sub>\d(?:\.\d+)?)?"
-    r"(?P<lum>Ia|Ib|I|II|III|IV|V|VI)?(?P<rest>.*)$"
+    # longest first: the first alternative that matches wins ('III' is not 'I' + 'II');
+    # a/ab/b subdivide a class (Iab, IIIb)
+    r"(?P<lum>(?:III|II|IV|VI|V|I)(?:ab|a|b)?)?(?P<rest>.*)$"
 )
 _LT = re.compile(r"^(?P<letter>[LT])(?P<sub>\d(?:\.\d+)?)?(?P<rest>.*)$")
 

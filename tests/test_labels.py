@@ -38,6 +38,26 @@ def test_both_vocabularies(raw, label, family, sptype):
     assert (info.raw, info.label, info.family, info.spectral_type) == (raw, label, family, sptype)
 
 
+@pytest.mark.parametrize(
+    ("raw", "luminosity_class"),
+    [
+        ("G8III (82108)", "III"),  # a BOSS giant archetype: not class I with a peculiar 'II'
+        ("K1IV", "IV"),
+        ("K0.5IIIb", "IIIb"),
+        ("B1Iab", "Iab"),
+        ("A0Ia", "Ia"),
+        ("K1II", "II"),
+        ("M2V", "V"),
+        ("F5VI", "VI"),
+        ("K3", None),
+    ],
+)
+def test_luminosity_classes_are_read_whole(raw, luminosity_class):
+    label = normalize_subclass(raw)
+    assert label.luminosity_class == luminosity_class
+    assert not label.peculiar, "a luminosity class is not a peculiarity"
+
+
 @pytest.mark.parametrize("empty", [None, "", "  ", "nan", "NULL"])
 def test_missing_labels_stay_missing(empty):
     assert normalize_subclass(empty).label is None
