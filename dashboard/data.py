@@ -300,6 +300,42 @@ def headline_metrics(snap: Snapshot, version: str, split: str) -> pd.DataFrame:
     )
 
 
+#: (metric prefix, what the continuous type is scored against), as the accuracy page names it.
+TYPE_TRUTHS = (("type", "SDSS label"), ("own_type", "own MK type"))
+
+
+@lru_cache(maxsize=64)
+def type_scores(snap: Snapshot, version: str, split: str) -> pd.DataFrame:
+    """branch x truth: the continuous type's median error (subtypes), within 2.5 / 5 and n,
+    against the SDSS label's type and against each star's own MK type (ELODIE_SPTYPE)."""
+    cols = ["branch", "against", "median error", "within 2.5", "within 5", "n"]
+    df = query(
+        snap,
+        "SELECT branch, metric, value, n FROM metrics WHERE model_version = ? AND split = ? "
+        "AND snr_bin IS NULL AND regexp_matches(metric, '^(own_)?type_')",
+        [version, split],
+    )
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    order = {b: i for i, b in enumerate((*MODEL_BRANCHES, *BASELINES))}
+    branches = sorted(df["branch"].unique(), key=lambda b: order.get(b, 99))
+    cell = {(r.branch, r.metric): (r.value, r.n) for r in df.itertuples(index=False)}
+    out = [
+        {
+            "branch": b,
+            "against": name,
+            "median error": cell[(b, f"{prefix}_median_error")][0],
+            "within 2.5": cell[(b, f"{prefix}_within_2_5")][0],
+            "within 5": cell[(b, f"{prefix}_within_5")][0],
+            "n": int(cell[(b, f"{prefix}_median_error")][1]),
+        }
+        for prefix, name in TYPE_TRUTHS
+        for b in branches
+        if (b, f"{prefix}_median_error") in cell
+    ]
+    return pd.DataFrame(out, columns=cols)
+
+
 @lru_cache(maxsize=64)
 def confusion(snap: Snapshot, version: str, branch: str, split: str) -> pd.DataFrame:
     """Non-zero cells (actual, predicted, n)."""

@@ -1,7 +1,11 @@
 """Evaluation of stored predictions: the ``metrics``, ``class_metrics`` and ``confusion`` rows.
 
 Computed in SQL over the new ``predictions`` of a model version, per branch and evaluation
-split (startrack.vocabulary.EVAL_SPLITS), with startrack.ml.metrics.evaluate.
+split (startrack.vocabulary.EVAL_SPLITS), with startrack.ml.metrics.evaluate. The continuous
+type is scored twice: against the type of the SDSS label (``type_*``) and against each star's
+own MK type where the warehouse has one (``own_type_*``: ELODIE_SPTYPE, or a library's MK
+type written there) -- the measure a set of real stars typed by hand is judged by. Each of
+those rows counts only the stars it is computed on.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from startrack.ml.metrics import METRICS_COLUMNS
 from startrack.ml.model import HEADS
 from startrack.vocabulary import EVAL_SPLITS
 
@@ -28,7 +33,6 @@ def topk_proba(topk: pd.Series, classes: list[str]) -> np.ndarray:
 def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, pd.DataFrame]:
     """metrics / class_metrics / confusion rows per branch and split, via ml.metrics.evaluate."""
     from startrack.ml.metrics import evaluate
-    from startrack.ml.quality import type_metrics
 
     frames: dict[str, list[pd.DataFrame]] = {"metrics": [], "class_metrics": [], "confusion": []}
     for split in EVAL_SPLITS:
@@ -38,14 +42,18 @@ def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, p
             "all": "TRUE",
         }[split]
         for branch in HEADS:
+            # labelled or not: a star's own MK type scores the continuous type without a label
             sub = snap_con.execute(
-                f"""SELECT p.actual, p.label, p.spectral_type, s.snr
+                f"""SELECT p.actual, p.label, p.spectral_type, s.snr, s.elodie_sptype
                            {", p.topk" if split != "all" else ""}
                     FROM predictions p JOIN stars s USING (plate, mjd, fiberid)
-                    WHERE p.model_version = $1 AND p.branch = $2 AND p.actual IS NOT NULL
-                      AND {where}""",
+                    WHERE p.model_version = $1 AND p.branch = $2 AND {where}""",
                 [version, branch],
             ).df()
+            typed = type_rows(sub, version, branch, split)
+            if not typed.empty:
+                frames["metrics"].append(typed)
+            sub = sub[sub["actual"].notna()]
             if sub.empty:
                 continue
             ev = evaluate(
@@ -56,10 +64,29 @@ def evaluation_tables(snap_con, version: str, classes: list[str]) -> dict[str, p
                 snr=sub["snr"].to_numpy(np.float64),
             )
             ev.log_loss = None  # not recoverable from the stored top-k
-            ev.extra.update(type_metrics(sub["actual"], sub["spectral_type"]))
             for name, frame in ev.to_tables(version, branch, split).items():
                 frames[name].append(frame)
     return {k: pd.concat(v, ignore_index=True) for k, v in frames.items() if v}
+
+
+def type_rows(sub: pd.DataFrame, version: str, branch: str, split: str) -> pd.DataFrame:
+    """``type_*`` (against the SDSS label's type) and ``own_type_*`` (against the star's own
+    MK type, labelled or not) metric rows of one branch and split, each with its own n.
+
+    ``sub``: the branch's predictions (actual, spectral_type) with the stars' elodie_sptype."""
+    from startrack.ml.quality import class_types, own_types, type_scores
+
+    predicted = sub["spectral_type"].to_numpy(np.float64)
+    rows = []
+    for prefix, truth in (
+        ("type", class_types(sub["actual"].to_numpy(object))),
+        ("own_type", own_types(sub["elodie_sptype"])),
+    ):
+        scores, n = type_scores(truth, predicted, prefix)
+        rows += [{"metric": k, "snr_bin": None, "value": v, "n": n} for k, v in scores.items()]
+    out = pd.DataFrame(rows, columns=["metric", "snr_bin", "value", "n"])
+    out = out.assign(model_version=version, branch=branch, split=split)[METRICS_COLUMNS]
+    return out.astype({"value": "float64", "n": "int64"})
 
 
 def replace_rows(base, name: str, new: pd.DataFrame, version: str, branches) -> pd.DataFrame:

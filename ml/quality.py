@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.nn import functional as F
 
@@ -121,18 +122,36 @@ def type_metrics(actual_labels, predicted_types) -> dict[str, float]:
 
     A star whose answer has no continuous type counts as a miss. Empty when no MK star."""
     truth = class_types(np.asarray(actual_labels, dtype=object))
+    return type_scores(truth, predicted_types)[0]
+
+
+def own_types(values) -> np.ndarray:
+    """MK number of each star's own type (ELODIE_SPTYPE, e.g. 'G8III' -> 48.0); NaN where it
+    has none or it is off the MK sequence."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object))  # a survey repeats them
+    known = [spectral_type_of(v) if isinstance(v, str) and v.strip() else None for v in uniques]
+    table = np.array([np.nan if t is None else t for t in known] + [np.nan], dtype=np.float64)
+    return table[codes]  # code -1 (missing) reads the trailing NaN
+
+
+def type_scores(
+    truth_types: np.ndarray, predicted_types, prefix: str = "type"
+) -> tuple[dict[str, float], int]:
+    """``prefix``_median_error / _within_1 / _within_2_5 / _within_5 over the stars with a
+    finite true type, and how many they are. A star without a predicted type is a miss."""
+    truth = np.asarray(truth_types, dtype=np.float64)
     pred = np.asarray(predicted_types, dtype=np.float64)
-    mk = np.isfinite(truth)
-    if not mk.any():
-        return {}
-    err = np.abs(pred[mk] - truth[mk])
+    known = np.isfinite(truth)
+    if not known.any():
+        return {}, 0
+    err = np.abs(pred[known] - truth[known])
     err = np.where(np.isfinite(err), err, np.inf)
     return {
-        "type_median_error": float(np.median(err)),
-        "type_within_1": float((err <= 1.0).mean()),
-        "type_within_2_5": float((err <= 2.5).mean()),
-        "type_within_5": float((err <= 5.0).mean()),
-    }
+        f"{prefix}_median_error": float(np.median(err)),
+        f"{prefix}_within_1": float((err <= 1.0).mean()),
+        f"{prefix}_within_2_5": float((err <= 2.5).mean()),
+        f"{prefix}_within_5": float((err <= 5.0).mean()),
+    }, int(known.sum())
 
 
 # ----------------------------------------------------------------------------- outliers

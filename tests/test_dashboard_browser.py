@@ -156,6 +156,7 @@ def test_accuracy_page_and_a_confusion_cell(browser, server_url) -> None:
     browser.get(server_url + "/accuracy")
     _wait(browser, "#acc-confusion .main-svg")
     _wait(browser, "#acc-value-accuracy")
+    _wait(browser, "#acc-types-note", "own MK type")
     _shot(browser, "accuracy")
     # A real user's click on a cell reaches dcc.Graph as a plotly_click event: emit that.
     browser.execute_script(

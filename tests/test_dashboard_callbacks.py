@@ -133,6 +133,8 @@ def test_accuracy_view_and_confusion_click(pages, snap) -> None:
     assert "baselines keep no per-star" in text_of(
         acc.cell_stars(click, version, "baseline_hgb", "all")
     )
+    types = text_of(acc.type_view(version, "test"))
+    assert "own MK type" in types and "SDSS label" in types and "fusion" in types
 
 
 def test_explore_view(pages) -> None:

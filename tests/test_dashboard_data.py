@@ -72,6 +72,25 @@ def test_headline_accuracy_agrees_with_the_predictions(snap) -> None:
     assert head.loc["fusion", "n"] == len(fusion)
 
 
+def test_continuous_type_scores_agree_with_the_predictions_and_own_types(snap) -> None:
+    from startrack.ml.quality import own_types
+
+    version = data.model_versions(snap)[0]
+    table = data.type_scores(snap, version, "all")
+    assert set(table["against"]) == {"SDSS label", "own MK type"}
+    assert set(table["branch"]) == set(data.MODEL_BRANCHES)
+    preds = snap.table("predictions").to_pandas()
+    stars = _stars(snap)[["plate", "mjd", "fiberid", "elodie_sptype"]]
+    fusion = preds[preds["branch"] == "fusion"].merge(stars, on=["plate", "mjd", "fiberid"])
+    own = own_types(fusion["elodie_sptype"])
+    err = np.abs(fusion["spectral_type"].to_numpy(float) - own)[np.isfinite(own)]
+    assert len(err) > 20, "the fixture's stars carry their own (ELODIE) types"
+    row = table[(table["branch"] == "fusion") & (table["against"] == "own MK type")].iloc[0]
+    assert row["n"] == len(err)
+    assert row["within 2.5"] == pytest.approx(np.mean(np.nan_to_num(err, nan=np.inf) <= 2.5))
+    assert row["median error"] == pytest.approx(np.median(np.nan_to_num(err, nan=np.inf)))
+
+
 def test_confusion_matrix_and_its_cells(snap) -> None:
     version = data.model_versions(snap)[0]
     cells = data.confusion(snap, version, "fusion", "all")

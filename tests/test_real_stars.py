@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -141,6 +142,32 @@ def test_quality_flags_say_why_not_to_trust_a_prediction():
     assert flags[1] == ["low_snr"]
     assert flags[2] == ["heavy_masking", "branches_disagree", "low_confidence"]
     assert flags[3] == []  # a photometry-only star is not flagged for lacking a spectrum
+
+
+def test_own_type_rows_score_every_star_with_an_mk_type_and_count_only_those():
+    """A library of stars typed by hand: each star's own MK type (ELODIE_SPTYPE, luminosity
+    class and all) scores the continuous type, labelled or not; n counts only typed stars."""
+    from startrack.ml.evaluation import type_rows
+
+    sub = pd.DataFrame(
+        {
+            "actual": ["G2", None, "A0", "K3", None],
+            "spectral_type": [38.5, 51.0, np.nan, 52.0, 30.0],
+            # F8 (38): 0.5 off; K0.5IIIb (50.5): 0.5 off; B9.5V (19.5): no answer, a miss;
+            # K3 without an own type; a carbon star, off MK
+            "elodie_sptype": ["F8", "K0.5IIIb", "B9.5V", None, "C"],
+        }
+    )
+    rows = type_rows(sub, "v1", "fusion", "test").set_index("metric")
+    assert rows.loc["own_type_median_error", "value"] == pytest.approx(0.5)
+    assert rows.loc["own_type_within_2_5", "value"] == pytest.approx(2 / 3)
+    assert rows.loc["own_type_within_5", "value"] == pytest.approx(2 / 3)
+    assert (rows.filter(like="own_type", axis=0)["n"] == 3).all()
+    # against the label: G2 (42) 3.5 off, A0 unanswered, K3 (53) 1 off; unlabelled not counted
+    assert rows.loc["type_within_2_5", "value"] == pytest.approx(1 / 3)
+    assert rows.loc["type_median_error", "value"] == pytest.approx(3.5)
+    assert (rows.filter(regex="^type_", axis=0)["n"] == 3).all()
+    assert set(rows["branch"]) == {"fusion"} and set(rows["split"]) == {"test"}
 
 
 def test_type_metrics_count_missing_types_as_misses():

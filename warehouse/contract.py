@@ -271,7 +271,9 @@ TABLES: dict[str, Table] = {
                 _c(
                     "metric",
                     pa.string(),
-                    "`accuracy`, `macro_f1`, `within_one`, `ece`, `type_median_error`, ...",
+                    "`accuracy`, `macro_f1`, `within_one`, `ece`, `type_median_error`, ... "
+                    "(`type_*`: the continuous type against the SDSS label's type; "
+                    "`own_type_*`: against each star's own MK type, ELODIE_SPTYPE)",
                 ),
                 _c(
                     "snr_bin",

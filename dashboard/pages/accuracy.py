@@ -137,6 +137,13 @@ def layout(**_query) -> html.Div:
                 className="g-2",
             ),
             html.Div(
+                card(
+                    "Continuous type (O0 = 0 … M9 = 69): error in subtypes",
+                    html.Div(id="acc-types"),
+                ),
+                className="mb-3",
+            ),
+            html.Div(
                 card("Like for like: every branch on the same stars", html.Div(id="acc-fair")),
                 className="mb-3",
             ),
@@ -252,6 +259,36 @@ def accuracy_view(
         frame_table(classes, link_column=None),
         snr,
     )
+
+
+@callback(
+    Output("acc-types", "children"),
+    Input("acc-version", "value"),
+    Input("acc-split", "value"),
+)
+def type_view(version: str | None, split: str | None):
+    """The continuous type against the SDSS label's type and against each star's own MK type
+    (ELODIE_SPTYPE): the second is what a set of stars typed by hand judges a model by."""
+    if not version:
+        return None
+    try:
+        snap = data.current_snapshot()
+    except WarehouseEmpty as exc:
+        return error_alert(str(exc), "No data")
+    table = data.type_scores(snap, version, split or "test")
+    if table.empty:
+        return info_alert("no continuous-type scores for this version and split (scored "
+                          "before they were kept: `startrack score` again)")  # fmt: skip
+    note = html.P(
+        "The posterior-mean MK type of each star against the type of its SDSS label and "
+        "against its own MK type, where the warehouse has one (ELODIE_SPTYPE: SDSS's best "
+        "ELODIE match, or a library's MK type). A star between two classes is a miss against "
+        "its label and a hit against its own type; n counts the stars each row is scored on.",
+        className="small text-muted mb-1",
+        id="acc-types-note",
+    )
+    shown = table.round({"median error": 2, "within 2.5": 3, "within 5": 3})
+    return [note, frame_table(shown, link_column=None)]
 
 
 @callback(
