@@ -283,21 +283,29 @@ def branches(snap: Snapshot, version: str) -> tuple[str, ...]:
 def headline_metrics(snap: Snapshot, version: str, split: str) -> pd.DataFrame:
     """branch x (accuracy, macro_f1, within_one, n): every branch and baseline side by side."""
     cols = ["branch", *HEADLINE_METRICS, "n"]
-    df = query(
-        snap,
-        "SELECT branch, metric, value, n FROM metrics WHERE model_version = ? AND split = ? "
-        "AND snr_bin IS NULL AND metric IN ('accuracy', 'macro_f1', 'within_one')",
-        [version, split],
-    )
+    df = _overall_metrics(snap, version, split, "metric IN ('accuracy', 'macro_f1', 'within_one')")
     if df.empty:
         return pd.DataFrame(columns=cols)
     wide = df.pivot_table(index="branch", columns="metric", values="value", aggfunc="first")
     wide["n"] = df.groupby("branch")["n"].max()
     wide = wide.reindex(columns=[*HEADLINE_METRICS, "n"]).reset_index()
-    order = {b: i for i, b in enumerate((*MODEL_BRANCHES, *BASELINES))}
-    return wide.sort_values("branch", key=lambda s: s.map(lambda b: order.get(b, 99))).reset_index(
-        drop=True
+    return wide.sort_values("branch", key=lambda s: s.map(_branch_rank)).reset_index(drop=True)
+
+
+def _overall_metrics(snap: Snapshot, version: str, split: str, metric_sql: str) -> pd.DataFrame:
+    """(branch, metric, value, n) over all S/N for the metrics ``metric_sql`` selects."""
+    return query(
+        snap,
+        "SELECT branch, metric, value, n FROM metrics WHERE model_version = ? AND split = ? "
+        f"AND snr_bin IS NULL AND {metric_sql}",
+        [version, split],
     )
+
+
+def _branch_rank(branch: str) -> int:
+    """The model's branches first, then the baselines, each in vocabulary order."""
+    order = (*MODEL_BRANCHES, *BASELINES)
+    return order.index(branch) if branch in order else len(order)
 
 
 #: (metric prefix, what the continuous type is scored against), as the accuracy page names it.
@@ -309,16 +317,10 @@ def type_scores(snap: Snapshot, version: str, split: str) -> pd.DataFrame:
     """branch x truth: the continuous type's median error (subtypes), within 2.5 / 5 and n,
     against the SDSS label's type and against each star's own MK type (ELODIE_SPTYPE)."""
     cols = ["branch", "against", "median error", "within 2.5", "within 5", "n"]
-    df = query(
-        snap,
-        "SELECT branch, metric, value, n FROM metrics WHERE model_version = ? AND split = ? "
-        "AND snr_bin IS NULL AND regexp_matches(metric, '^(own_)?type_')",
-        [version, split],
-    )
+    df = _overall_metrics(snap, version, split, "regexp_matches(metric, '^(own_)?type_')")
     if df.empty:
         return pd.DataFrame(columns=cols)
-    order = {b: i for i, b in enumerate((*MODEL_BRANCHES, *BASELINES))}
-    branches = sorted(df["branch"].unique(), key=lambda b: order.get(b, 99))
+    branches = sorted(df["branch"].unique(), key=_branch_rank)
     cell = {(r.branch, r.metric): (r.value, r.n) for r in df.itertuples(index=False)}
     out = [
         {

@@ -261,6 +261,14 @@ def accuracy_view(
     )
 
 
+def _snapshot_or_alert():
+    """(the current snapshot, None), or (None, the alert saying why there is none)."""
+    try:
+        return data.current_snapshot(), None
+    except WarehouseEmpty as exc:
+        return None, error_alert(str(exc), "No data")
+
+
 @callback(
     Output("acc-types", "children"),
     Input("acc-version", "value"),
@@ -271,10 +279,9 @@ def type_view(version: str | None, split: str | None):
     (ELODIE_SPTYPE): the second is what a set of stars typed by hand judges a model by."""
     if not version:
         return None
-    try:
-        snap = data.current_snapshot()
-    except WarehouseEmpty as exc:
-        return error_alert(str(exc), "No data")
+    snap, alert = _snapshot_or_alert()
+    if snap is None:
+        return alert
     table = data.type_scores(snap, version, split or "test")
     if table.empty:
         return info_alert("no continuous-type scores for this version and split (scored "
@@ -301,10 +308,9 @@ def fair_view(version: str | None, split: str | None):
     baselines shown apart, each with its own n."""
     if not version:
         return None
-    try:
-        snap = data.current_snapshot()
-    except WarehouseEmpty as exc:
-        return error_alert(str(exc), "No data")
+    snap, alert = _snapshot_or_alert()
+    if snap is None:
+        return alert
     split = split or "test"
     fair = fair_metrics.like_for_like(snap, version, split)
     if fair is None:
