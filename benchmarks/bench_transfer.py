@@ -180,9 +180,10 @@ def by_type_bin(own_type: np.ndarray, pred_type: np.ndarray, weights: np.ndarray
 
 
 def label_types(labels: np.ndarray) -> np.ndarray:
-    from startrack.labels import spectral_type_of
+    """MK number per label or own type (NaN off MK): startrack.labels.spectral_types."""
+    from startrack.labels import spectral_types
 
-    return np.array([spectral_type_of(x) if x else np.nan for x in labels], dtype=float)
+    return spectral_types(labels)
 
 
 #: Observing conditions the other family's spectra are typed under. Real stars reach a

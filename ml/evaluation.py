@@ -74,13 +74,14 @@ def type_rows(sub: pd.DataFrame, version: str, branch: str, split: str) -> pd.Da
     MK type, labelled or not) metric rows of one branch and split, each with its own n.
 
     ``sub``: the branch's predictions (actual, spectral_type) with the stars' elodie_sptype."""
-    from startrack.ml.quality import class_types, own_types, type_scores
+    from startrack.labels import spectral_types
+    from startrack.ml.quality import type_scores
 
     predicted = sub["spectral_type"].to_numpy(np.float64)
     rows = []
     for prefix, truth in (
-        ("type", class_types(sub["actual"].to_numpy(object))),
-        ("own_type", own_types(sub["elodie_sptype"])),
+        ("type", spectral_types(sub["actual"])),
+        ("own_type", spectral_types(sub["elodie_sptype"])),
     ):
         scores, n = type_scores(truth, predicted, prefix)
         rows += [{"metric": k, "snr_bin": None, "value": v, "n": n} for k, v in scores.items()]

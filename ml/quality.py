@@ -19,11 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from startrack.labels import spectral_type_of
+from startrack.labels import spectral_types
 from startrack.ml.continuum import smooth_continuum
 
 #: Median S/N per pixel below this: lines are barely above the noise.
@@ -42,8 +41,7 @@ FLAGS = ("low_snr", "heavy_masking", "branches_disagree", "low_confidence", "out
 
 def class_types(labels: list[str] | np.ndarray) -> np.ndarray:
     """MK number per label, NaN outside the MK sequence (or for a missing label)."""
-    types = [spectral_type_of(str(lab)) if lab is not None else None for lab in labels]
-    return np.array([np.nan if t is None else t for t in types], dtype=np.float64)
+    return spectral_types(labels)
 
 
 def continuous_type(
@@ -123,15 +121,6 @@ def type_metrics(actual_labels, predicted_types) -> dict[str, float]:
     A star whose answer has no continuous type counts as a miss. Empty when no MK star."""
     truth = class_types(np.asarray(actual_labels, dtype=object))
     return type_scores(truth, predicted_types)[0]
-
-
-def own_types(values) -> np.ndarray:
-    """MK number of each star's own type (ELODIE_SPTYPE, e.g. 'G8III' -> 48.0); NaN where it
-    has none or it is off the MK sequence."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object))  # a survey repeats them
-    known = [spectral_type_of(v) if isinstance(v, str) and v.strip() else None for v in uniques]
-    table = np.array([np.nan if t is None else t for t in known] + [np.nan], dtype=np.float64)
-    return table[codes]  # code -1 (missing) reads the trailing NaN
 
 
 def type_scores(

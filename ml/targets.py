@@ -17,13 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from startrack.labels import normalize_subclass
+from startrack.labels import spectral_types
 
 
 def class_types(classes: list[str]) -> np.ndarray:
     """MK number per class (NaN off the MK sequence: white dwarfs, carbon stars, ...)."""
-    out = [normalize_subclass(c).spectral_type for c in classes]
-    return np.array([np.nan if t is None else t for t in out], dtype=np.float64)
+    return spectral_types(classes)
 
 
 def star_types(labels_idx: np.ndarray, own: pd.Series | None, classes: list[str]) -> np.ndarray:
@@ -33,10 +32,7 @@ def star_types(labels_idx: np.ndarray, own: pd.Series | None, classes: list[str]
     label_t = np.where(labels_idx >= 0, ct[np.clip(labels_idx, 0, None)], np.nan)
     if own is None:
         return label_t
-    own_t = np.array(
-        [normalize_subclass(v).spectral_type if isinstance(v, str) else None for v in own],
-        dtype=np.float64,
-    )
+    own_t = spectral_types(own)
     mk = np.sort(ct[np.isfinite(ct)])
     if mk.size < 2:
         return label_t

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 
 MK_LETTERS = "OBAFGKM"
 MK_OFFSET = {letter: 10 * i for i, letter in enumerate(MK_LETTERS)}
@@ -107,10 +108,13 @@ def within_one_subtype(actual: str | None, predicted: str | None) -> bool:
 
 
 def spectral_types(labels) -> np.ndarray:
-    """Numeric MK type per normalized label (NaN outside the MK sequence and for None)."""
-    return np.array(
-        [np.nan if (t := spectral_type_of(u)) is None else t for u in labels], dtype=np.float64
-    )
+    """Numeric MK type per label (NaN outside the MK sequence, for None and for NaN), raw
+    ('G8III', an ELODIE type) or normalized. Each distinct value is parsed once: a survey's
+    hundreds of thousands of rows hold a few dozen."""
+    codes, uniques = pd.factorize(pd.Series(list(labels), dtype=object))
+    known = [spectral_type_of(u) if isinstance(u, str) else None for u in uniques]
+    table = np.array([np.nan if t is None else t for t in known] + [np.nan], dtype=np.float64)
+    return table[codes]  # code -1 (missing) reads the trailing NaN
 
 
 def within_one_array(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:

@@ -73,7 +73,7 @@ def test_headline_accuracy_agrees_with_the_predictions(snap) -> None:
 
 
 def test_continuous_type_scores_agree_with_the_predictions_and_own_types(snap) -> None:
-    from startrack.ml.quality import own_types
+    from startrack.labels import spectral_types
 
     version = data.model_versions(snap)[0]
     table = data.type_scores(snap, version, "all")
@@ -82,7 +82,7 @@ def test_continuous_type_scores_agree_with_the_predictions_and_own_types(snap) -
     preds = snap.table("predictions").to_pandas()
     stars = _stars(snap)[["plate", "mjd", "fiberid", "elodie_sptype"]]
     fusion = preds[preds["branch"] == "fusion"].merge(stars, on=["plate", "mjd", "fiberid"])
-    own = own_types(fusion["elodie_sptype"])
+    own = spectral_types(fusion["elodie_sptype"])
     err = np.abs(fusion["spectral_type"].to_numpy(float) - own)[np.isfinite(own)]
     assert len(err) > 20, "the fixture's stars carry their own (ELODIE) types"
     row = table[(table["branch"] == "fusion") & (table["against"] == "own MK type")].iloc[0]
