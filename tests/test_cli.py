@@ -51,6 +51,33 @@ def test_train_balances_spectra_over_types_unless_asked_for_labels():
     assert out.returncode == 2 and "invalid choice: 'classes'" in out.stderr
 
 
+def _hot_spectra(survey) -> int:
+    """Stars of the demo survey with a spectrum whose label is O, OB, B6 or B9."""
+    import pandas as pd
+
+    cat = pd.read_csv(survey / "catalog.csv")
+    files = {p.name for p in (survey / "spectra").glob("spec-*.fits")}
+    names = cat.apply(lambda r: spec_name(r.plate, r.mjd, r.fiberID), axis=1)
+    return int((names.isin(files) & cat.subClass.isin(["O", "OB", "B6", "B9"])).sum())
+
+
+def test_demo_spreads_its_spectra_over_the_types_and_remakes_the_survey_when_asked_otherwise(
+    tmp_path,
+):
+    survey, args = tmp_path / "survey", ["--stars", "3000", "--spectra", "600", "--workers", "1"]
+    run("demo", "--survey", str(survey), *args, "--until", "simulate", wh=tmp_path / "wh")
+    assert json.loads((survey / "demo-settings.json").read_text())["targeting"] == "types"
+    spread = _hot_spectra(survey)
+    out = run("demo", "--survey", str(survey), *args, "--targeting", "random",
+              "--until", "simulate", wh=tmp_path / "wh")  # fmt: skip
+    assert "already made" not in out.stderr
+    # SDSS's label mix gives O-B9 about 2 % of the spectra; spread over the MK types, ~20 %
+    assert spread >= 60 and _hot_spectra(survey) <= 30, (spread, _hot_spectra(survey))
+    out = run("demo", "--survey", str(survey), *args, "--targeting", "random",
+              "--until", "simulate", wh=tmp_path / "wh")  # fmt: skip
+    assert "already made" in out.stderr
+
+
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     """A warehouse from one spec-lite file and one *full* spec file (extra per-exposure HDUs)."""
