@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 import numpy as np
+import pandas as pd
 import pytest
 from astropy.io import fits
 from fits_factory import spec_name, write_spec
@@ -53,8 +54,6 @@ def test_train_balances_spectra_over_types_unless_asked_for_labels():
 
 def _hot_spectra(survey) -> int:
     """Stars of the demo survey with a spectrum whose label is O, OB, B6 or B9."""
-    import pandas as pd
-
     cat = pd.read_csv(survey / "catalog.csv")
     files = {p.name for p in (survey / "spectra").glob("spec-*.fits")}
     names = cat.apply(lambda r: spec_name(r.plate, r.mjd, r.fiberID), axis=1)
@@ -71,8 +70,9 @@ def test_demo_spreads_its_spectra_over_the_types_and_remakes_the_survey_when_ask
     out = run("demo", "--survey", str(survey), *args, "--targeting", "random",
               "--until", "simulate", wh=tmp_path / "wh")  # fmt: skip
     assert "already made" not in out.stderr
+    mixed = _hot_spectra(survey)
     # SDSS's label mix gives O-B9 about 2 % of the spectra; spread over the MK types, ~20 %
-    assert spread >= 60 and _hot_spectra(survey) <= 30, (spread, _hot_spectra(survey))
+    assert spread >= 60 and mixed <= 30, (spread, mixed)
     out = run("demo", "--survey", str(survey), *args, "--targeting", "random",
               "--until", "simulate", wh=tmp_path / "wh")  # fmt: skip
     assert "already made" in out.stderr
