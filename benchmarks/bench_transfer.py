@@ -435,6 +435,13 @@ def main() -> int:
         default=8_000,
         help="catalog stars of each family's type-spread test survey (same --spectra; 0: skip)",
     )
+    ap.add_argument(
+        "--train-targeting",
+        choices=("random", "types"),
+        default="random",
+        help="which stars of the families trained on get the spectra: SDSS's label mix "
+        "(random) or spread over the MK types, as `startrack demo` does (types)",
+    )
     ap.add_argument("--out", type=Path, default=Path("transfer.json"))
     ap.add_argument(
         "--save-models",
@@ -460,9 +467,11 @@ def main() -> int:
     data, spread = {}, {}
     tested = {"sdss" if n == "builtin" else "builtin" for n in args.train_on if n != "none"}
     for k, (name, tpl) in enumerate(fams.items()):
+        targeting = args.train_targeting if name in args.train_on else "random"
         wh, info = survey_warehouse(
-            args.workdir, f"{name}-var", args.stars, args.spectra, 11 + k, tpl or "builtin"
-        )
+            args.workdir, f"{name}-var" + ("-types" if targeting == "types" else ""),
+            args.stars, args.spectra, 11 + k, tpl or "builtin", targeting=targeting,
+        )  # fmt: skip
         data[name] = load_training_data(wh.current())
         results[f"survey_{name}"] = info
         if args.type_spread_stars and name in tested:
