@@ -29,12 +29,11 @@ STEPS = ("simulate", "ingest", "train", "score", "serve")
 DEMO_MIN_EPOCHS = 10
 
 #: Which demo stars get a spectrum. With SDSS's own label mix the demo's 4,000 spectra hold 8
-#: O, 7 B6 and 18 B9 stars (240, 288 and 118 spread over the types): trained on so few, a
-#: model never answered O and typed every O3-O5 star as OB. Spread over the types
-#: (simulator/targeting.py), models trained on them type O3-O5 stars
-#: 0.53-0.90 within 2.5 subtypes (was 0.00-0.13), and the demo's model types every survey
-#: that weighs the types alike 0.03-0.05 better; SDSS's label mix of A0, F5 and M stars
-#: 0.02 worse (README, Generalization, stop 33).
+#: O, 7 B6 and 18 B9 stars (240, 288 and 118 spread over the types): trained on so few, the
+#: demo's model answered OB for three O3-O5 stars in four. Spread over the types
+#: (simulator/targeting.py), it types O3-O5 stars 0.65-0.73 within 2.5 subtypes (was 0.16)
+#: and every survey that weighs the types alike 0.03-0.05 better; SDSS's label mix of A0,
+#: F5 and M stars 0.02 worse (README, Generalization, stop 33).
 DEMO_TARGETING = "types"
 
 
