@@ -51,6 +51,8 @@ import real_photometry
 from bench_ml import TEMPLATES, load, survey_warehouse
 from machine import describe_machine
 
+from startrack.labels import spectral_types
+
 log = logging.getLogger("bench_transfer")
 HEADS = ("fusion", "lstm", "dense")
 
@@ -179,13 +181,6 @@ def by_type_bin(own_type: np.ndarray, pred_type: np.ndarray, weights: np.ndarray
     return out
 
 
-def label_types(labels: np.ndarray) -> np.ndarray:
-    """MK number per label or own type (NaN off MK): startrack.labels.spectral_types."""
-    from startrack.labels import spectral_types
-
-    return spectral_types(labels)
-
-
 #: Observing conditions the other family's spectra are typed under. Real stars reach a
 #: classifier from other instruments and libraries: lower resolution (R ~ 700: 2.5 px of extra
 #: Gaussian blur on the 69 km/s grid), a spectrum that stops at 7400 A (MILES, Jacoby-Hunter-
@@ -258,7 +253,7 @@ def observed_as(data, rows: np.ndarray, condition: str, ebv: float | None = None
 def by_label(truth: np.ndarray, t_true: np.ndarray, labels: np.ndarray, snr) -> dict:
     """Where the misses are: per true label, n, median |error|, share beyond 5 subtypes, the
     commonest answer, and the S/N and commonest answers of the stars missed by more than 5."""
-    err = np.abs(label_types(labels) - t_true)
+    err = np.abs(spectral_types(labels) - t_true)
     snr = np.asarray(snr, dtype=float)
     out = {}
     for lab in sorted({str(x) for x in truth}):
@@ -287,7 +282,7 @@ def _top_answers(labels: np.ndarray, k: int = 3) -> dict[str, int]:
 
 def nearest_class_type(spectral_type: np.ndarray, meta: dict) -> np.ndarray:
     """MK number of the model's class nearest each continuous type (NaN stays NaN)."""
-    grid = np.unique(label_types(np.asarray(meta["labels"], dtype=object)))
+    grid = np.unique(spectral_types(np.asarray(meta["labels"], dtype=object)))
     grid = grid[np.isfinite(grid)]
     t = np.asarray(spectral_type, dtype=float)
     idx = np.abs(t[:, None] - grid[None, :]).argmin(1)
@@ -301,23 +296,23 @@ def evaluate(model, meta: dict, data, rows: np.ndarray, condition: str = "native
     stars, spectra = observed_as(data, rows, condition)
     preds = predict_arrays(model, meta, stars, spectra)
     truth = stars["label"].to_numpy(object)
-    t_true = label_types(truth)
+    t_true = spectral_types(truth)
     # the star's own type (ELODIE_SPTYPE: the simulator writes the type it drew, +- 1)
     own = stars.get("elodie_sptype")
-    own_t = None if own is None else np.where(np.isfinite(t_true), label_types(own), np.nan)
+    own_t = None if own is None else np.where(np.isfinite(t_true), spectral_types(own), np.nan)
     out = {}
     for head in HEADS:
         p = preds[head]
         out[head] = {
             "accuracy": round(float((p.label == truth).mean()), 3),
-            "label": type_metrics(t_true, label_types(p.label)),
+            "label": type_metrics(t_true, spectral_types(p.label)),
             "continuous": type_metrics(t_true, p.spectral_type),
             # the class nearest the posterior mean type (a decision rule for type error)
             "nearest_to_mean": type_metrics(t_true, nearest_class_type(p.spectral_type, meta)),
         }
         if own_t is not None:  # against each star's own type, as a library star's MK type
             out[head]["own_type"] = {
-                "label": type_metrics(own_t, label_types(p.label)),
+                "label": type_metrics(own_t, spectral_types(p.label)),
                 "continuous": type_metrics(own_t, p.spectral_type),
             }
     if own_t is not None:  # the line-index token joins at S/N 10; real sets reach S/N 60
@@ -354,7 +349,7 @@ def template_fit(templates_path: Path | None, data, rows: np.ndarray) -> dict:
     truth = data.stars["label"].to_numpy(object)[rows]
     return {
         "accuracy": round(float((fit.labels == truth).mean()), 3),
-        "label": type_metrics(label_types(truth), label_types(fit.labels)),
+        "label": type_metrics(spectral_types(truth), spectral_types(fit.labels)),
     }
 
 
@@ -541,14 +536,14 @@ def main() -> int:
         stars = d.stars.iloc[rows].reset_index(drop=True)
         preds = predict_arrays(res.model, res.meta, stars, _subset(d.spectra(), rows))
         entry = info | {"n": len(rows)}
-        truth = label_types(stars["label"].to_numpy(object))
+        truth = spectral_types(stars["label"].to_numpy(object))
         for head in HEADS:
             p = preds[head]
             labels, counts = np.unique(p.label.astype(str), return_counts=True)
             entry[head] = {
                 "labels": dict(zip(labels.tolist(), counts.tolist(), strict=True)),
                 "continuous_median": round(float(np.nanmedian(p.spectral_type)), 2),
-                "label": type_metrics(truth, label_types(p.label)),
+                "label": type_metrics(truth, spectral_types(p.label)),
                 "continuous": type_metrics(truth, p.spectral_type),
             }
         results[f"leave_out_{args.leave_out}"] = entry

@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_transfer import label_types, observed_as
+from bench_transfer import observed_as, spectral_types
 
 #: (first, last + 1) MK numbers of the class ranges reported.
 RANGES = {"A0-A9": (20, 30), "F0-F8": (30, 39), "F9-K0": (39, 50), "K1-K9": (50, 60)}
@@ -41,8 +41,8 @@ def dust_table(data, model, meta, ebvs: list[float], min_snr: float) -> dict:
             stars, spectra = observed_as(data, rows, "native")
         else:
             stars, spectra = observed_as(data, rows, "reddened", ebv=ebv)
-        t_label = label_types(stars["label"].to_numpy(object))
-        own = np.where(np.isfinite(t_label), label_types(stars["elodie_sptype"]), np.nan)
+        t_label = spectral_types(stars["label"].to_numpy(object))
+        own = np.where(np.isfinite(t_label), spectral_types(stars["elodie_sptype"]), np.nan)
         bright = stars["snr"].to_numpy(float) >= min_snr
         preds = predict_arrays(model, meta, stars, spectra)
         out[ebv] = {}

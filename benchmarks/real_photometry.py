@@ -52,8 +52,9 @@ def real_stars() -> pd.DataFrame:
 
 def evaluate(model, meta: dict) -> dict:
     """Dense and photometry-only fusion on the real stars, and their brightness sensitivity."""
+    from startrack.labels import spectral_types
     from startrack.ml.inference import predict_arrays
-    from startrack.ml.quality import class_types, type_metrics
+    from startrack.ml.quality import type_metrics
 
     stars = real_stars()
     truth = stars["label"].to_numpy(object)
@@ -68,7 +69,7 @@ def evaluate(model, meta: dict) -> dict:
         p, q = preds[head], moved[head]
         labels, counts = np.unique(p.label.astype(str), return_counts=True)
         out[head] = {
-            "label": type_metrics(truth, class_types(p.label)),
+            "label": type_metrics(truth, spectral_types(p.label)),
             "continuous": type_metrics(truth, p.spectral_type),
             "answers": dict(zip(labels.tolist(), counts.tolist(), strict=True)),
             # share of stars whose answer changes with brightness alone

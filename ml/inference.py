@@ -20,6 +20,7 @@ import torch
 
 from startrack.errors import NotReady
 from startrack.grid import NPIX
+from startrack.labels import spectral_types
 from startrack.ml.features import (
     Standardizer,
     normalized_spectra,
@@ -31,7 +32,6 @@ from startrack.ml.features import (
 from startrack.ml.model import HEADS, StarClassifier
 from startrack.ml.quality import (
     OutlierModel,
-    class_types,
     continuous_type,
     line_profiles,
     masked_fraction,
@@ -187,7 +187,7 @@ def predict_arrays(
 ) -> dict[str, BranchPrediction]:
     """Calibrated top-k per head as arrays: the fast path for batch scoring."""
     labels = np.asarray(meta["labels"], dtype=object)
-    types = class_types(labels)
+    types = spectral_types(labels)
     temps = meta.get("temperatures", {})
     # models since stop 31 read a spectrum's continuous type at temperatures of its own, near
     # the top class (quality.continuous_type); photometry and older models over every class at

@@ -39,11 +39,6 @@ MIN_MK_MASS = 0.5
 FLAGS = ("low_snr", "heavy_masking", "branches_disagree", "low_confidence", "out_of_distribution")
 
 
-def class_types(labels: list[str] | np.ndarray) -> np.ndarray:
-    """MK number per label, NaN outside the MK sequence (or for a missing label)."""
-    return spectral_types(labels)
-
-
 def continuous_type(
     probs: np.ndarray, types: np.ndarray, neighbours: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +114,7 @@ def type_metrics(actual_labels, predicted_types) -> dict[str, float]:
     """Continuous-type scores over MK stars: median |error| in subtypes, within 1 / 2.5 / 5.
 
     A star whose answer has no continuous type counts as a miss. Empty when no MK star."""
-    truth = class_types(np.asarray(actual_labels, dtype=object))
+    truth = spectral_types(np.asarray(actual_labels, dtype=object))
     return type_scores(truth, predicted_types)[0]
 
 

@@ -20,15 +20,10 @@ import torch
 from startrack.labels import spectral_types
 
 
-def class_types(classes: list[str]) -> np.ndarray:
-    """MK number per class (NaN off the MK sequence: white dwarfs, carbon stars, ...)."""
-    return spectral_types(classes)
-
-
 def star_types(labels_idx: np.ndarray, own: pd.Series | None, classes: list[str]) -> np.ndarray:
     """Each star's MK type for its target: its own type (e.g. ELODIE's) clipped to the
     interval its label is nearest to; the label's type where it has none; NaN off MK."""
-    ct = class_types(classes)
+    ct = spectral_types(classes)
     label_t = np.where(labels_idx >= 0, ct[np.clip(labels_idx, 0, None)], np.nan)
     if own is None:
         return label_t
@@ -90,6 +85,6 @@ def _split(tt: torch.Tensor, s: torch.Tensor, cols: torch.Tensor, k: int) -> tor
 
 def type_targets(classes: list[str], share: float, sigma: float) -> torch.Tensor:
     """(K, K) targets of a star at its class's own type, one row per class."""
-    types = torch.as_tensor(class_types(classes))
+    types = torch.as_tensor(spectral_types(classes))
     y = torch.arange(len(classes))
     return star_targets(y, types[y], types, share, sigma)

@@ -28,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from startrack.errors import NothingToTrain
-from startrack.labels import normalize_subclass, sort_key
+from startrack.labels import normalize_subclass, sort_key, spectral_types
 from startrack.ml.augment import (
     AugmentConfig,
     augment_photometry,
@@ -54,7 +54,7 @@ from startrack.ml.features import (
 from startrack.ml.inference import Spectra, batched_logits, spectrum_profiles
 from startrack.ml.model import HEADS, ModelConfig, StarClassifier
 from startrack.ml.quality import OOD_QUANTILE, OutlierModel
-from startrack.ml.targets import class_types, star_targets, star_types
+from startrack.ml.targets import star_targets, star_types
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +396,7 @@ def train_model(
         _class_weights(spec_counts, cfg.spec_weight_power),
         neighbour_matrix(classes),
         mk_class,
-        torch.as_tensor(class_types(classes)),
+        torch.as_tensor(spectral_types(classes)),
         torch.as_tensor(own_t),
         torch.from_numpy(dense_w),
         gen,
@@ -468,7 +468,7 @@ def _own_types(data: TrainingData, y: np.ndarray, classes: list[str], cfg: Train
     if own is not None:
         log.info(
             "targets at the stars' own (ELODIE) types for %d stars",
-            int((np.isfinite(t) & (t != class_types(classes)[np.clip(y, 0, None)])).sum()),
+            int((np.isfinite(t) & (t != spectral_types(classes)[np.clip(y, 0, None)])).sum()),
         )
     return t
 
@@ -662,7 +662,7 @@ def _type_temperatures(
     temperature where fewer than MIN_TYPE_STARS spectra have an MK type."""
     temps = {"lstm": class_temps["lstm"]}
     temps["fusion_spectrum"] = class_temps.get("fusion_spectrum", class_temps["fusion"])
-    ct = class_types(classes)
+    ct = spectral_types(classes)
     on = has & np.isfinite(tv) & (yv >= 0) & np.isfinite(ct[np.clip(yv, 0, None)])
     if on.sum() < MIN_TYPE_STARS:
         return temps

@@ -146,7 +146,7 @@ def test_type_spread_test_survey_gives_the_rare_types_their_spectra(bench, tmp_p
         # templates=None: the built-in family with its own label mix (no ../shared needed)
         wh, _ = survey_warehouse(tmp_path, name, 2_000, 200, 21, None, targeting=targeting)
         data = load_training_data(wh.current())
-        own = bench.label_types(data.stars["elodie_sptype"].to_numpy(object))
+        own = bench.spectral_types(data.stars["elodie_sptype"].to_numpy(object))
         spec = own[data.spec_row >= 0]
         return float(np.mean((spec >= 10) & (spec < 19)))  # B0-B8
 

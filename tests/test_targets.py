@@ -8,20 +8,20 @@ import pandas as pd
 import pytest
 import torch
 
-from startrack.labels import spectral_type_of
-from startrack.ml.targets import class_types, star_targets, star_types, type_targets
+from startrack.labels import spectral_type_of, spectral_types
+from startrack.ml.targets import star_targets, star_types, type_targets
 
 CLASSES = ["B9", "A0", "F2", "F5", "G2", "K1", "WD"]
 
 
 def _mean_type(target: torch.Tensor) -> float:
-    t = torch.as_tensor(class_types(CLASSES))
+    t = torch.as_tensor(spectral_types(CLASSES))
     mk = torch.isfinite(t)
     return float((target[mk] * t[mk]).sum() / target[mk].sum())
 
 
 def test_a_star_between_two_subclasses_is_targeted_between_them_with_its_label_first():
-    types = torch.as_tensor(class_types(CLASSES))
+    types = torch.as_tensor(spectral_types(CLASSES))
     y = torch.tensor([CLASSES.index("A0")])
     target = star_targets(y, torch.tensor([25.0]), types, share=0.0, sigma=2.0)[0]
     assert _mean_type(target) == pytest.approx(25.0)  # an A5 star says A5, not A0
@@ -34,7 +34,7 @@ def test_a_star_between_two_subclasses_is_targeted_between_them_with_its_label_f
 
 
 def test_a_star_at_its_labels_type_and_off_mk_classes_keep_their_label_targets():
-    types = torch.as_tensor(class_types(CLASSES))
+    types = torch.as_tensor(spectral_types(CLASSES))
     y = torch.tensor([CLASSES.index("G2"), CLASSES.index("WD"), CLASSES.index("F5")])
     t = torch.tensor([42.0, 30.0, float("nan")])
     out = star_targets(y, t, types, share=0.3, sigma=2.0)
