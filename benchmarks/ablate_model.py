@@ -84,7 +84,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     from startrack.ml.dataset import load_training_data
-    from startrack.ml.train import TrainConfig, train_model
+    from startrack.ml.train import train_model
+    from startrack.ml.train_config import TrainConfig
     from startrack.warehouse.store import Warehouse
 
     data = load_training_data(Warehouse(args.warehouse).current())

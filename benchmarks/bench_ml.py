@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     from startrack.ml.publish import train_and_publish
     from startrack.ml.registry import current_model_dir
     from startrack.ml.score import score_warehouse
-    from startrack.ml.train import TrainConfig
+    from startrack.ml.train_config import TrainConfig
 
     torch.set_num_threads(os.cpu_count() or 2)
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -363,7 +363,8 @@ def train(
     model_options: dict | None = None,
     options: dict | None = None,
 ):
-    from startrack.ml.train import TrainConfig, train_model
+    from startrack.ml.train import train_model
+    from startrack.ml.train_config import TrainConfig
 
     if drop_label is not None:  # leave-one-subtype-out: those stars have no label to learn
         data = data.without_label(drop_label)

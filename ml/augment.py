@@ -10,105 +10,18 @@ treatment (magnitude jitter within the errors, reddening consistent with the spe
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch.nn import functional as F
 
 from startrack.grid import C_KMS, DLOGLAM, wavelength
 from startrack.ml.continuum import smooth_continuum
+from startrack.ml.train_config import AugmentConfig
 from startrack.simulator import interstellar
 from startrack.simulator.extinction import R_V_DEFAULT, a_lambda_over_a_v
 
 #: A_band / E(B-V) for SDSS ugriz, R_V = 3.1 (Schlafly & Finkbeiner 2011, table 6).
 SDSS_EXTINCTION = (4.239, 3.303, 2.285, 1.698, 1.263)
-
-
-@dataclass
-class AugmentConfig:
-    """Probabilities and ranges (stored in the artifact's hyper-parameters)."""
-
-    # Moderate by design: with ~5k training spectra, heavy augmentation (RV up to 300 km/s on
-    # 80% of spectra, E(B-V) up to 0.5, noise on half) kept the LSTM from converging in the
-    # time budget; the model sees the continuum-normalized flux, so dust and calibration tilts
-    # need less augmentation to be ignored.
-    p_rv: float = 0.5
-    max_rv_kms: float = 200.0
-    p_redden: float = 0.5
-    #: Most SDSS stars are at high latitude (E(B-V) 95th percentile ~0.15), but stars in the
-    #: plane (and the libraries astronomers type against) reach 0.5-1. Trained to 0.25, a
-    #: model typed F5-G2 stars behind E(B-V) = 0.4 as K1-K5 (0.33 within 2.5 subtypes); to
-    #: 0.8, 0.62, at no cost unreddened (bench_transfer's reddened condition; README).
-    max_ebv: float = 0.8
-    #: Stars without a spectrum are reddened more as the sky reddens them: E(B-V)
-    #: exponential with this mean (capped at max_ebv), not uniform. Only their colours can
-    #: say their type, and a K1 star's colours are an F5's behind E(B-V) ~0.35: trained
-    #: uniform to 0.8 (and blind to brightness) the photometry typed G and K stars F5, the
-    #: commoner class; with a mean of 0.08, typed 0.55 within 5 subtypes behind E(B-V) = 0.4.
-    #: 0.25 keeps real SDSS photometry at the uniform draw's within-5 with both template
-    #: families, and most of its robustness to dust (README, Generalization, stop 21).
-    #: 0 = uniform to max_ebv.
-    phot_ebv_mean: float = 0.25
-    #: The same for the reddened share of stars with a spectrum (0 = uniform to max_ebv).
-    #: The network tells dust from temperature only in part (it leans on the continuum), so
-    #: the training's dust is its prior: uniform to 0.8 on half the spectra, it typed its own
-    #: survey's dust-free G stars 3-4 subtypes early. A sky's dust (mean 0.1, a tenth of it
-    #: uniform to max_ebv all the same) with O and B stars reddened uniformly (hot_dust_below):
-    #: SDSS -> built-in gained 0.04-0.10 within 2.5 subtypes, every type alike, built-in ->
-    #: SDSS -0.02 to +0.03; behind E(B-V) = 0.4, rare outside the plane, up to 0.09 lost
-    #: (README, Generalization, stop 25).
-    spec_ebv_mean: float = 0.1
-    #: Of those, this share is drawn uniform to max_ebv all the same (the heavily reddened tail).
-    spec_ebv_tail: float = 0.1
-    #: Spectra whose own MK type is below this (20 = O and B stars) are reddened uniformly to
-    #: max_ebv whatever spec_ebv_mean says: hot stars are luminous and seen far off, through
-    #: the plane's dust, while the F-K dwarfs that dominate a survey are near (0 = off).
-    hot_dust_below: float = 20.0
-    #: Reddened spectra get the interstellar lines of their dust (Ca II H and K, Na D, K I,
-    #: the diffuse bands; simulator.interstellar), at a sightline's strength and in the
-    #: star's rest frame moved by up to max_rv_kms: a real O or B star behind E(B-V) 0.5
-    #: has a Ca II K line an A star would have. 0 = off (and the random stream as before).
-    p_interstellar: float = 1.0
-    p_continuum: float = 0.5
-    continuum_sigma: float = 0.05
-    #: Flux-calibration tilt along the dust law, either way (E(B-V)-equivalent ~ N(0, sigma)),
-    #: on the spectrum and the photometry together, as SPECTROFLUX magnitudes measured from a
-    #: mis-calibrated spectrum share its error. Dust alone only ever reddens, so a model
-    #: trained on it read a bluer-than-its-templates star as a hotter one: the SDSS-trained
-    #: model lost 0.09 within 2.5 subtypes on blue-tilted spectra; with this, 0.05. Unreddened
-    #: SDSS -> built-in +0.03 / +0.02, built-in -> SDSS -0.01 (three seeds; README,
-    #: Generalization, stop 22). 0 = off (and the random stream as before it existed).
-    p_calib_tilt: float = 0.5
-    calib_tilt_sigma: float = 0.15
-    p_noise: float = 0.3
-    min_snr: float = 3.0
-    p_smooth: float = 0.3
-    #: Extra Gaussian blur (pixels, added in quadrature to SDSS's ~1 px): down to R ~ 600, as
-    #: spectra from other instruments and libraries reach the model (bench_transfer's
-    #: low_res condition); a model that never saw blur read blurred lines as weaker ones.
-    max_smooth_px: float = 3.0
-    p_mask_runs: float = 0.3
-    max_run_px: int = 200
-    #: Lose one end of the spectrum: red of 6500-8800 A (libraries and instruments that stop
-    #: short of SDSS's 9200 A, a dead red camera) or, one time in five, blue of 3900-4600 A.
-    p_cut_end: float = 0.15
-    p_mix: float = 0.1
-    #: Scale line depths by a smooth random factor of wavelength (exp of a quadratic, mean 0,
-    #: this sigma per coefficient): real stars of one subclass differ from its template in
-    #: metallicity and gravity, which change how deep the lines are, not where they are.
-    p_lines: float = 0.3
-    line_sigma: float = 0.15
-    p_drop_band: float = 0.03
-    #: Colour tilt: a linear offset across ugriz (sigma in magnitudes from u to z / 2).
-    p_phot_tilt: float = 0.5
-    phot_tilt_sigma: float = 0.1
-    #: Stars with a spectrum trained now and then without photometry: in transfer to another
-    #: template family the fusion typed better with the photometry hidden than shown.
-    p_drop_photometry: float = 0.4
-    default_magerr: float = 0.03
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 _CURVE_CACHE: dict[int, torch.Tensor] = {}

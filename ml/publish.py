@@ -17,7 +17,8 @@ import pandas as pd
 
 from startrack.ml.dataset import DEFAULT_MAX_SPECTRA, load_training_data
 from startrack.ml.evaluation import replace_rows
-from startrack.ml.train import TrainConfig, train_model
+from startrack.ml.train import train_model
+from startrack.ml.train_config import TrainConfig
 from startrack.vocabulary import BASELINES
 
 log = logging.getLogger(__name__)

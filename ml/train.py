@@ -17,7 +17,7 @@ import itertools
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,6 @@ from tqdm.auto import tqdm
 from startrack.errors import NothingToTrain
 from startrack.labels import normalize_subclass, sort_key, spectral_types
 from startrack.ml.augment import (
-    AugmentConfig,
     augment_photometry,
     augment_spectra,
     median_snr,
@@ -55,59 +54,9 @@ from startrack.ml.inference import Spectra, batched_logits, spectrum_profiles
 from startrack.ml.model import HEADS, ModelConfig, StarClassifier
 from startrack.ml.quality import OOD_QUANTILE, OutlierModel
 from startrack.ml.targets import star_targets, star_types
+from startrack.ml.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 64  #: stars with a spectrum per batch
-    phot_per_spec: float = 4.0  #: photometry-only stars per spectrum star (cheap: no LSTM)
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    label_smoothing: float = 0.05
-    #: Share of an MK star's target given to its type blurred by a Gaussian (type_sigma
-    #: subtypes): neighbouring types are less wrong than distant ones (ml.targets).
-    type_smoothing: float = 0.3
-    type_sigma: float = 2.0
-    #: Target each star at its own MK type where the warehouse has one (ELODIE_SPTYPE),
-    #: split between the subclasses around it (ml.targets), not at its label's type.
-    own_types: bool = True
-    #: Spectrum stars are drawn with probability ~ count(group)^-sample_power (with
-    #: replacement): rare groups are seen often, with fresh augmentations each time ...
-    sample_power: float = 0.5
-    #: ... where a star's group is the bin of this many subtypes its own type falls in, not
-    #: its label (0 = by label; stars off MK always by label). A survey with SDSS's label
-    #: frequencies holds 30 A0 or M stars for every B2-B7 or G5-K0 one, and by label an A5
-    #: labelled A0 counts as common; a set of real stars "O to M" is not so lopsided
-    #: (README, Generalization, stop 23).
-    sample_type_bin: float = 3.0
-    #: Loss weight ~ count^-power: photometry-only stars / spectrum stars (on top of sampling).
-    class_weight_power: float = 0.5
-    spec_weight_power: float = 0.25
-    dense_hidden: int = 128
-    lstm_hidden: int = 64
-    d_model: int = 64
-    dropout: float = 0.1
-    patience: int = 4
-    #: Decay per step of the weight average that is validated and saved (~1/(1-d) steps).
-    ema_decay: float = 0.995
-    min_class_count: int = 20
-    max_train_stars: int | None = None
-    time_budget_s: float | None = None  #: stop after the epoch that crosses this
-    #: ... but never before this many epochs (on a slow or busy machine the run takes longer)
-    min_epochs: int = 0
-    seed: int = 0
-    threads: int | None = None
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    #: Further ModelConfig fields (architecture ablations, benchmarks/ablate_model.py).
-    model_options: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["augment"] = self.augment.to_dict()
-        return d
 
 
 @dataclass

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from startrack.argtypes import count, positive_float, positive_int
 
 if TYPE_CHECKING:  # torch is imported only when a command trains
-    from startrack.ml.train import TrainConfig
+    from startrack.ml.train_config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from startrack.ml.train import TrainConfig
+    from startrack.ml.train_config import TrainConfig
 
     d = TrainConfig()
     parser.add_argument(
@@ -105,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the command line asks for."""
-    from startrack.ml.train import TrainConfig
+    from startrack.ml.train_config import TrainConfig
 
     return TrainConfig(
         epochs=args.epochs,

@@ -10,7 +10,6 @@ from startrack.argtypes import folder
 from startrack.config import DEFAULT_SURVEY
 from startrack.errors import UsageError
 from startrack.executors import add_scheduler_argument, resolve_scheduler
-from startrack.simulator.simulate import simulate_survey
 from startrack.simulator.targeting import TARGETING
 from startrack.simulator.type_scale import TEMPLATE_TYPES
 
@@ -78,6 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point for `startrack simulate`; returns the exit code."""
+    from startrack.simulator.simulate import simulate_survey  # pandas, scipy: not for --help
+
     try:
         summary = simulate_survey(
             out_dir=args.out,

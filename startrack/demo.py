@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         return _done(wh, t0)
     from startrack.ml.publish import train_and_publish
     from startrack.ml.score import score_warehouse
-    from startrack.ml.train import TrainConfig
+    from startrack.ml.train_config import TrainConfig
 
     meta = train_and_publish(
         wh,

@@ -14,7 +14,7 @@ import pytest
 from startrack.etl.ingest import ingest
 from startrack.ml.publish import train_and_publish
 from startrack.ml.score import score_warehouse
-from startrack.ml.train import TrainConfig
+from startrack.ml.train_config import TrainConfig
 from startrack.simulator.simulate import simulate_survey
 from startrack.warehouse.store import Warehouse
 

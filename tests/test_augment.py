@@ -173,7 +173,8 @@ def test_line_strength_changes_line_depth_but_not_position_or_continuum():
 
 def test_stars_without_a_spectrum_are_reddened_as_the_sky_reddens_them():
     """Mostly a little, now and then a lot: their colours are all that types them."""
-    from startrack.ml.augment import AugmentConfig, photometry_ebv
+    from startrack.ml.augment import photometry_ebv
+    from startrack.ml.train_config import AugmentConfig
 
     cfg = AugmentConfig()
     ebv = photometry_ebv(20000, cfg, torch.Generator().manual_seed(0))
@@ -218,7 +219,8 @@ def test_calibration_tilts_go_both_ways_and_the_photometry_gets_the_same_one():
 
 
 def test_spectra_are_reddened_as_the_sky_reddens_them_or_uniformly_if_asked():
-    from startrack.ml.augment import AugmentConfig, spectrum_ebv
+    from startrack.ml.augment import spectrum_ebv
+    from startrack.ml.train_config import AugmentConfig
 
     gen = torch.Generator().manual_seed(0)
     uniform = spectrum_ebv(20000, AugmentConfig(spec_ebv_mean=0.0), gen)

@@ -35,6 +35,18 @@ def test_every_command_has_help(command):
     assert out.startswith(f"usage: startrack {command}") and "--warehouse" in out
 
 
+def test_help_does_not_load_torch_or_the_simulator():
+    """`startrack --help` builds every subcommand's arguments; torch and the survey simulator
+    load only when a command runs (importing them took most of --help's 3 s)."""
+    code = (
+        "import sys; from startrack.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'startrack.simulator.simulate') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_a_negative_model_size_is_refused_before_any_work():
     out = run("train", "--line-indices", "-1", check=False)
     assert out.returncode == 2 and "--line-indices: must be 0 or more, got -1" in out.stderr

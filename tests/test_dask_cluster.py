@@ -35,7 +35,7 @@ from startrack.executors import (
 from startrack.ml.publish import train_and_publish
 from startrack.ml.score import score_warehouse
 from startrack.ml.score_cluster import model_loads
-from startrack.ml.train import TrainConfig
+from startrack.ml.train_config import TrainConfig
 from startrack.simulator.simulate import simulate_survey
 from startrack.warehouse.store import Warehouse
 

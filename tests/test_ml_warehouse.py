@@ -13,7 +13,7 @@ from startrack.ml.dataset import load_training_data
 from startrack.ml.publish import train_and_publish
 from startrack.ml.registry import warehouse_predictor
 from startrack.ml.score import score_warehouse
-from startrack.ml.train import TrainConfig
+from startrack.ml.train_config import TrainConfig
 from startrack.warehouse.contract import SPECTRA
 from startrack.warehouse.store import Warehouse
 

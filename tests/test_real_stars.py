@@ -309,7 +309,8 @@ def test_a_spectrum_unlike_any_training_star_is_flagged_out_of_distribution():
     from ml_synthetic import synthetic_data
 
     from startrack.ml.inference import Spectra, predict_arrays
-    from startrack.ml.train import TrainConfig, train_model
+    from startrack.ml.train import train_model
+    from startrack.ml.train_config import TrainConfig
 
     data = synthetic_data(300, spec_fraction=0.8, seed=3)
     res = train_model(data, TrainConfig(epochs=1, min_class_count=2, seed=0), progress=False)
@@ -354,7 +355,8 @@ def test_the_photometry_types_real_sdss_stars_by_their_colours_not_their_brightn
     typed them 12 subtypes off (0.36 within 5) and changed 78 % of its answers."""
     from startrack.etl.ingest import ingest
     from startrack.ml.dataset import load_training_data
-    from startrack.ml.train import TrainConfig, train_model
+    from startrack.ml.train import train_model
+    from startrack.ml.train_config import TrainConfig
     from startrack.simulator.simulate import simulate_survey
     from startrack.warehouse.store import Warehouse
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from ml_synthetic import synthetic_data
 
-from startrack.ml.augment import AugmentConfig
 from startrack.ml.features import split_fraction, split_of
-from startrack.ml.train import TrainConfig, class_set, neighbour_matrix, train_model
+from startrack.ml.train import class_set, neighbour_matrix, train_model
+from startrack.ml.train_config import AugmentConfig, TrainConfig
 
 
 def test_split_is_stable_and_roughly_80_10_10():

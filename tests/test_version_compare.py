@@ -10,7 +10,7 @@ from dashboard_fixtures import dashboard_app, dashboard_warehouse  # noqa: F401
 from startrack.dashboard import data, version_compare
 from startrack.ml.publish import train_and_publish
 from startrack.ml.score import score_warehouse
-from startrack.ml.train import TrainConfig
+from startrack.ml.train_config import TrainConfig
 from startrack.warehouse.store import Warehouse
 
 
