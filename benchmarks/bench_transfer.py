@@ -52,6 +52,7 @@ from bench_ml import TEMPLATES, load, survey_warehouse
 from machine import describe_machine
 
 from startrack.labels import spectral_types
+from startrack.simulator.targeting import TARGETING
 
 log = logging.getLogger("bench_transfer")
 HEADS = ("fusion", "lstm", "dense")
@@ -433,7 +434,7 @@ def main() -> int:
     )
     ap.add_argument(
         "--train-targeting",
-        choices=("random", "types"),
+        choices=TARGETING,
         default="random",
         help="which stars of the families trained on get the spectra: SDSS's label mix "
         "(random) or spread over the MK types, as `startrack demo` does (types)",

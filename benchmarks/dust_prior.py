@@ -24,7 +24,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_transfer import observed_as, spectral_types
+from bench_transfer import observed_as
+
+from startrack.labels import spectral_types
 
 #: (first, last + 1) MK numbers of the class ranges reported.
 RANGES = {"A0-A9": (20, 30), "F0-F8": (30, 39), "F9-K0": (39, 50), "K1-K9": (50, 60)}

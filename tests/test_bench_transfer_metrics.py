@@ -140,13 +140,14 @@ def test_type_spread_test_survey_gives_the_rare_types_their_spectra(bench, tmp_p
     label mix a B2-B7 bin holds a handful of spectra and the uniform figure weighs it fully."""
     from bench_ml import survey_warehouse
 
+    from startrack.labels import spectral_types
     from startrack.ml.dataset import load_training_data
 
     def early_b_share(name: str, targeting: str) -> float:
         # templates=None: the built-in family with its own label mix (no ../shared needed)
         wh, _ = survey_warehouse(tmp_path, name, 2_000, 200, 21, None, targeting=targeting)
         data = load_training_data(wh.current())
-        own = bench.spectral_types(data.stars["elodie_sptype"].to_numpy(object))
+        own = spectral_types(data.stars["elodie_sptype"].to_numpy(object))
         spec = own[data.spec_row >= 0]
         return float(np.mean((spec >= 10) & (spec < 19)))  # B0-B8
 
