@@ -63,7 +63,7 @@ from startrack.simulator.templates import (
     star_flux,
     teff_range,
 )
-from startrack.simulator.type_scale import TEMPLATE_TYPES, resample_onto_names
+from startrack.simulator.type_scale import TEMPLATE_TYPES, reference_feh, resample_onto_names
 from startrack.star_id import spec_file_name
 
 log = logging.getLogger(__name__)
@@ -312,7 +312,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 11
+SIMULATOR_VERSION = 12
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -478,6 +478,7 @@ class _Context:
     sky_lines: np.ndarray
     throughput: np.ndarray
     builtin: bool  # parametric templates: each star gets its own Teff, log g, [Fe/H]
+    reference_feh: np.ndarray  # per template row: the [Fe/H] its spectrum stands for
 
 
 #: Flux-calibration distortion (Legendre coefficients' sigma) of simulated spectra: SDSS
@@ -556,11 +557,12 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> StarDr
             np.polynomial.legendre.legval(np.linspace(-1, 1, flux.size), rng.normal(0, 0.2, 3))
         )
         flux = continuum * np.clip(flux / continuum, 1e-3, None) ** depth_scale
+        ref_feh = float(ctx.reference_feh[row])
         if sptype is None:
-            flux = flux * absorption_change(name, ts.wavelength, logg, feh, TEMPLATE_FILE_FEH)
+            flux = flux * absorption_change(name, ts.wavelength, logg, feh, ref_feh)
         else:
             teff = _teff_within(name, ts.names, rng)
-            flux = flux * physics_change(name, ts.wavelength, teff, logg, feh, TEMPLATE_FILE_FEH)
+            flux = flux * physics_change(name, ts.wavelength, teff, logg, feh, ref_feh)
             sptype = spectral_type_at(teff, ts.names)
     blur = rng.uniform(0.0, 1.0) + (rng.uniform(0.0, 2.5) if hot else 0.0)
     return StarDraw(gaussian_filter1d(flux, blur) if blur > 0.05 else flux, sptype, logg)
@@ -586,6 +588,9 @@ def _context(templates_path: str | None, template_types: str = "measured") -> _C
         sky_lines=sky_lines,
         throughput=np.clip(throughput, 0.05, None),
         builtin=templates_path is None,
+        reference_feh=reference_feh(
+            ts.names, templates_path is not None and template_types == "measured", TEMPLATE_FILE_FEH
+        ),
     )
 
 

@@ -41,6 +41,10 @@ SCALE_NAMES: tuple[str, ...] = ("A0", "F2", "F5", "F9", "G0", "G2", "G5", "K1", 
 PLACED_RANGE: tuple[float, float] = (30.0, 55.0)
 #: Values a template file may choose between: placed by its features, or by its names.
 TEMPLATE_TYPES: tuple[str, ...] = ("measured", "names")
+#: [Fe/H] of the built-in dwarfs the scale is measured against. A file's F-K spectra rendered
+#: on the scale show these dwarfs' type by their features together, so they stand for this
+#: [Fe/H], not for the mean of the file's own stars (``reference_feh``).
+SCALE_FEH = 0.0
 
 
 def indicators(loglam: np.ndarray, flux: np.ndarray) -> dict[str, float]:
@@ -69,7 +73,7 @@ def builtin_scale(step: float = 0.25) -> tuple[np.ndarray, tuple[dict[str, float
     scale = []
     for t in grid:
         name = SCALE_NAMES[int(np.argmin(np.abs(types - t)))]
-        flux = star_flux(name, wave, teff=teff_at_type(t, SCALE_NAMES))
+        flux = star_flux(name, wave, teff=teff_at_type(t, SCALE_NAMES), feh=SCALE_FEH)
         scale.append(indicators(WIDE_LOGLAM, flux))
     return grid, tuple(scale)
 
@@ -107,13 +111,34 @@ def measured_types(loglam: np.ndarray, flux: np.ndarray, names: tuple[str, ...])
     return out
 
 
+def rendered_on_scale(names: tuple[str, ...]) -> np.ndarray:
+    """Which rows ``resample_onto_names`` renders on the scale (MK names in the placed range)."""
+    named = np.array([_type_or_nan(n) for n in names])
+    lo, hi = PLACED_RANGE
+    return np.isfinite(named) & (named >= lo) & (named <= hi)
+
+
+def reference_feh(names: tuple[str, ...], resampled: bool, file_feh: float) -> np.ndarray:
+    """The [Fe/H] each row of a file stands for, from which the physics changes a star's:
+    ``SCALE_FEH`` for the rows ``resample_onto_names`` rendered on the scale (when
+    ``resampled``), ``file_feh`` (the mean of the file's own stars) for the rest.
+
+    Until simulator version 12 every row stood for ``file_feh`` (-0.5): a disc star drawn from
+    the SDSS file's rendered G2 got a solar G5's metal lines (G band 5.9 A, Mg b 2.9, for the
+    row's 4.9 and 2.5), and a model trained on the file typed built-in F9-K0 stars 4-6
+    subtypes early (README, Generalization, stop 35)."""
+    on_scale = rendered_on_scale(names) if resampled else np.zeros(len(names), dtype=bool)
+    return np.where(on_scale, SCALE_FEH, float(file_feh))
+
+
 def resample_onto_names(loglam: np.ndarray, flux: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """The file's flux with each F-K row replaced by the log-flux interpolation, at its name's
-    MK type, of the placed spectra (other rows unchanged)."""
+    MK type, of the placed spectra (other rows unchanged): a replaced row shows its name's type
+    as the scale's dwarfs, at ``SCALE_FEH``, show it (``reference_feh``)."""
     placed = measured_types(loglam, flux, names)
     named = np.array([_type_or_nan(n) for n in names])
     lo, hi = PLACED_RANGE
-    inside = np.isfinite(placed) & (named >= lo) & (named <= hi)
+    inside = np.isfinite(placed) & rendered_on_scale(names)
     if not inside.any():
         return flux
     # anchors: the placed rows, plus the nearest MK row with a name outside on either side

@@ -278,9 +278,11 @@ def test_file_template_stars_get_luminosity_classes_and_metallicities(monkeypatc
     made = [_k3(ctx, i) for i in seeds]
     draw = simulate._gravity_metallicity
 
+    own_feh = float(ctx.reference_feh[ctx.templates.index_of("K3")])  # what the row stands for
+
     def typical_dwarf(rng: np.random.Generator) -> tuple[float, float]:
         draw(rng)  # the same random draws, so every other draw of the star is unchanged
-        return DWARF_LOGG, simulate.TEMPLATE_FILE_FEH
+        return DWARF_LOGG, own_feh
 
     monkeypatch.setattr(simulate, "_gravity_metallicity", typical_dwarf)
     plain = [_k3(ctx, i) for i in seeds]
@@ -291,7 +293,8 @@ def test_file_template_stars_get_luminosity_classes_and_metallicities(monkeypatc
 
     assert (at(4078.9) < 0.95).any()  # Sr II deepened: giants and supergiants
     assert (at(3934.78) > 1.1).any()  # Ca II K weakened: metal-poor stars
-    np.testing.assert_allclose(at(7000.0), 1.0, atol=0.02)  # the continuum is the template's
+    # the continuum is the template's, to the blanketing of a halo star 1.5 dex below the row
+    np.testing.assert_allclose(at(7000.0), 1.0, atol=0.035)
 
 
 @pytest.mark.skipif(not (SDSS / "templates").is_dir(), reason="../shared/sdss not present")

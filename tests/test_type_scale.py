@@ -102,3 +102,78 @@ def test_line_strengths_script_prints_where_each_sdss_template_sits(tmp_path) ->
     placed = json.loads(out.read_text())["G5"]["builtin_scale"]
     assert placed["all"] >= 50.0 and abs(placed["simulated"] - 45.0) <= 1.5
     assert "simulated" in done.stdout
+
+
+def _write_template_file(path, names, loglam, flux) -> None:
+    """``names`` and ``flux`` as a template file in the spEigenStar layout."""
+    from astropy.io import fits
+
+    hdu = fits.PrimaryHDU(flux.astype(np.float32))
+    hdu.header["COEFF0"] = float(loglam[0])
+    hdu.header["COEFF1"] = float(loglam[1] - loglam[0])
+    for k, name in enumerate(names):
+        hdu.header[f"NAME{k}"] = name
+    hdu.writeto(path)
+
+
+def test_a_star_drawn_from_a_row_rendered_on_the_scale_has_the_lines_of_its_own_metallicity(
+    tmp_path,
+) -> None:
+    """A file's F-K spectra rendered on the scale show their type as its (solar) dwarfs do, so
+    they stand for [Fe/H] 0 and the physics changes a star's [Fe/H] from there. Until version
+    12 every row stood for the file's stars' mean (-0.5): a disc G2 drawn from a row of solar
+    lines got a G band stronger than a K1 dwarf's (6.8 A for 5.2), and a model trained on the
+    SDSS file typed F9-K0 stars 4-6 subtypes early (README, Generalization, stop 35)."""
+    from startrack.simulator.line_indices import equivalent_widths
+    from startrack.simulator.templates import (
+        DWARF_LOGG,
+        SUBCLASS_TEFF,
+        WIDE_LOGLAM,
+        physics_change,
+        star_flux,
+    )
+
+    names = ("A0", "F2", "F5", "F9", "G0", "G2", "G5", "K1", "K3", "K5", "K7", "M0")
+    loglam = 3.578 + 1e-4 * np.arange(3892)
+    wave = 10.0**loglam
+    flux = np.vstack([star_flux(n, wave, SUBCLASS_TEFF[n], DWARF_LOGG, 0.0) for n in names])
+    path = tmp_path / "dwarfs.fits"
+    _write_template_file(path, names, loglam, flux)
+
+    ctx = simulate._context(str(path), "measured")
+    for name in ("A0", "K7", "M0"):  # kept as the file has them: its stars' mean
+        assert ctx.reference_feh[ctx.templates.index_of(name)] == simulate.TEMPLATE_FILE_FEH
+    wide = 10.0**WIDE_LOGLAM
+    for name in ("F5", "G2", "K1"):
+        row = ctx.templates.index_of(name)
+        assert ctx.reference_feh[row] == 0.0, name
+        teff = SUBCLASS_TEFF[name]
+        for feh in (-0.2, -1.5):
+            drawn = ctx.templates.flux[row] * physics_change(
+                name, wide, teff, DWARF_LOGG, feh, ctx.reference_feh[row]
+            )
+            got = equivalent_widths(wide, drawn)
+            want = equivalent_widths(wide, star_flux(name, wide, teff, DWARF_LOGG, feh))
+            for index in ("G band", "Mg b", "H beta"):
+                assert got[index] == pytest.approx(want[index], abs=0.25), (name, feh, index)
+    named = simulate._context(str(path), "names")
+    assert np.all(named.reference_feh == simulate.TEMPLATE_FILE_FEH)  # the file's own spectra
+
+
+def test_a_disc_g2_from_the_real_sdss_file_keeps_its_row_s_lines() -> None:
+    """The SDSS file's rendered G2 has the metal lines of a -0.2 dwarf (G band 4.9 A, Mg b
+    2.5): a disc star drawn from it keeps about those, where every row standing for the file's
+    -0.5 gave it a solar G5's (5.9 and 2.9)."""
+    from startrack.simulator.line_indices import equivalent_widths
+    from startrack.simulator.templates import DWARF_LOGG, SUBCLASS_TEFF, physics_change
+
+    ctx = simulate._context(str(need_shared(REAL_TEMPLATES).resolve()), "measured")
+    wave = ctx.templates.wavelength
+    row = ctx.templates.index_of("G2")
+    base = equivalent_widths(wave, ctx.templates.flux[row])
+    disc = ctx.templates.flux[row] * physics_change(
+        "G2", wave, SUBCLASS_TEFF["G2"], DWARF_LOGG, -0.2, ctx.reference_feh[row]
+    )
+    drawn = equivalent_widths(wave, disc)
+    assert drawn["G band"] <= base["G band"] and drawn["G band"] > 0.8 * base["G band"]
+    assert drawn["Mg b"] <= base["Mg b"] < 2.7
