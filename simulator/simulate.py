@@ -494,7 +494,8 @@ FEH_POPULATIONS = ((0.75, -0.2, 0.3), (0.25, -1.5, 0.4))
 
 #: [Fe/H] a template file's mean spectra stand for: the mean of FEH_POPULATIONS (SDSS templates
 #: are averages of SDSS stars), so a disc star gets stronger lines than its template, a halo
-#: star weaker ones.
+#: star weaker ones. Not the F-K spectra rendered on the MK scale: they stand for the scale's
+#: dwarfs' (``type_scale.reference_feh``).
 TEMPLATE_FILE_FEH = sum(share * mean for share, mean, _ in FEH_POPULATIONS)
 
 
