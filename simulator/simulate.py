@@ -358,9 +358,14 @@ def _wide_templates(templates_path: str | None, template_types: str = "measured"
     """A family on the wide lattice; a file's F-K spectra at the MK types of their names
     (``type_scale``) unless ``template_types`` is 'names'."""
     ts = extend_for_photometry(load_templates(Path(templates_path) if templates_path else None))
-    if templates_path is None or check_template_types(template_types) == "names":
+    if not _rendered_on_scale(templates_path, template_types):
         return ts
     return TemplateSet(ts.names, ts.loglam, resample_onto_names(ts.loglam, ts.flux, ts.names))
+
+
+def _rendered_on_scale(templates_path: str | None, template_types: str) -> bool:
+    """Whether a family's F-K spectra are rendered on the MK scale: a file's, unless 'names'."""
+    return templates_path is not None and check_template_types(template_types) == "measured"
 
 
 @lru_cache(maxsize=4)
@@ -590,7 +595,7 @@ def _context(templates_path: str | None, template_types: str = "measured") -> _C
         throughput=np.clip(throughput, 0.05, None),
         builtin=templates_path is None,
         reference_feh=reference_feh(
-            ts.names, templates_path is not None and template_types == "measured", TEMPLATE_FILE_FEH
+            ts.names, _rendered_on_scale(templates_path, template_types), TEMPLATE_FILE_FEH
         ),
     )
 
