@@ -312,7 +312,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 12
+SIMULATOR_VERSION = 13
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:

@@ -190,6 +190,21 @@ IONIZED_METAL_LINES: tuple[float, ...] = (
 )  # fmt: skip
 
 
+#: H alpha in K and M stars: the share of its F-G depth that H alpha keeps where the higher
+#: Balmer lines have faded, a logistic step in Teff (``peak`` at G, half of it at ``t_half``).
+#: All Balmer lines share their lower level (n = 2), but H alpha's line opacity (f * lambda) is
+#: ~7 times H beta's, so as that level empties with falling Teff it is the last to go: inactive
+#: K dwarfs show ~1-1.5 A of H alpha absorption and M dwarfs ~0.3 A, where H beta is gone
+#: (the SDSS K1, K3, K5 and K7 templates, means of real stars: H alpha 1.7, 1.6, 1.2, 1.0 A,
+#: H beta 0.8 to -0.5 A). Until simulator version 13 every Balmer line faded alike, and a
+#: built-in K3 dwarf had 0.4 A of H alpha, a K5 0.1 and a K7 none.
+HALPHA_KEPT = {"peak": 0.8, "t_half": 4030.0, "scale": 370.0}
+
+
+def _halpha_kept(t: float) -> float:
+    return HALPHA_KEPT["peak"] * (1.0 - _rise(t, HALPHA_KEPT["t_half"], HALPHA_KEPT["scale"]))
+
+
 def _optical_depth(
     wave: np.ndarray, name: str, t: float, logg: float = DWARF_LOGG, feh: float = 0.0
 ) -> np.ndarray:
@@ -227,7 +242,10 @@ def _optical_depth(
     # Balmer lines: strongest at A0, broad (pressure-broadened) in hot dwarfs.
     balmer = 1.1 * _hot_tail(_bump(t, 9800, 0.09), t, BALMER_HOT_DEPTH)
     # ... and the F-G tail of the Balmer lines, gone by mid-K (K5 dwarfs show Hbeta ~0).
-    late_balmer = 0.25 * _rise(t, 7000, 900) * (1.0 - _rise(t, 5200, 250))
+    late_cool = _rise(t, 5200, 250)  # the share of the F-G tail gone: 0 in G, 1 by mid-K
+    late_balmer = 0.25 * _rise(t, 7000, 900) * (1.0 - late_cool)
+    # H alpha fades at a cooler Teff than the higher lines (HALPHA_KEPT).
+    late_halpha = 0.25 * _rise(t, 7000, 900) * (1.0 - late_cool + late_cool * _halpha_kept(t))
     # Stark wings: width ~ g^(1/3) (electron density at the line-forming depth), so a blue
     # horizontal-branch A star (log g ~3.2) has half the wings of an A0 dwarf. Only in hot
     # stars: below ~7000 K the wings come from collisions with neutral hydrogen and hardly
@@ -239,7 +257,8 @@ def _optical_depth(
         0.33 * stark * min(g, 0.5)
     )
     for k, center in enumerate(BALMER):
-        tau += _lorentz(wave, center, balmer * (0.9 - 0.06 * k) + late_balmer, width)
+        late = late_halpha if k == 0 else late_balmer
+        tau += _lorentz(wave, center, balmer * (0.9 - 0.06 * k) + late, width)
     # Balmer jump below 3646 A (bound-free), largest for A stars and for low gravity at a
     # given Teff (why BHB stars have a redder u-g than A dwarfs of the same g-r). The narrow
     # A0 term gives an A0 dwarf u-g 1.04 (real SDSS A stars sit at u-g 1.0-1.15, g-r ~ -0.1;
