@@ -63,6 +63,16 @@ def raw_matrix(stars: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def has_colour(raw: np.ndarray) -> np.ndarray:
+    """(n,) bool: the star has at least one colour (two neighbouring bands with physical
+    magnitudes). Without one the photometry branch knows nothing of the type: it never sees
+    brightness (ModelConfig.brightness_blind), so all it could answer is its training prior."""
+    mags = np.asarray(raw, dtype=np.float64)[:, 1:6]
+    with np.errstate(invalid="ignore"):
+        ok = (mags > 0) & (mags < 40)
+    return (ok[:, :-1] & ok[:, 1:]).any(axis=1)
+
+
 def magerr_matrix(stars: pd.DataFrame) -> np.ndarray:
     """(n, 5) float32 magnitude errors; missing errors become NaN (augment uses a default)."""
     out = np.full((len(stars), len(BANDS)), np.nan, dtype=np.float32)

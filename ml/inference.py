@@ -23,6 +23,7 @@ from startrack.grid import NPIX
 from startrack.labels import spectral_types
 from startrack.ml.features import (
     Standardizer,
+    has_colour,
     normalized_spectra,
     raw_matrix,
     spectrum_channels,
@@ -199,13 +200,16 @@ def predict_arrays(
     profiles: list | None = [] if detector is not None else None
     logits = batched_logits(model, standardizer_of(meta), raw, spectra, profiles=profiles)
     has = (spectra.row >= 0) if spectra is not None else np.zeros(len(stars), dtype=bool)
+    # no colour: the photometry says nothing of the type, so dense does not answer (as lstm
+    # does not without a spectrum), and neither does the fusion if there is no spectrum either
+    colour = has_colour(raw)
     k = min(topk, len(labels))
     out = {}
     for h in HEADS:
         probs = calibrated_probs(logits[h], _per_star(temps, h, has))
         order = np.argsort(-probs, axis=1)[:, :k]
         top_p = np.take_along_axis(probs, order, axis=1).astype(np.float32)
-        answered = has.copy() if h == "lstm" else np.ones(len(stars), dtype=bool)
+        answered = {"lstm": has, "dense": colour, "fusion": has | colour}[h].copy()
         lab = np.where(answered, labels[order[:, 0]], None)
         prob = np.where(answered, top_p[:, 0].astype(np.float64), np.nan)
         mean, std = continuous_type(probs, types)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.nn import functional as F
 
@@ -94,7 +95,8 @@ def quality_flags(
         heavy = has_spectrum & (masked > HEAVY_MASKING)
         far = np.abs(dense_type - lstm_type) > DISAGREE_SUBTYPES
         families = (_no_type(dense_type) != _no_type(lstm_type)) & (dense_label != lstm_label)
-        disagree = has_spectrum & (far | families)
+        both = pd.notna(dense_label) & pd.notna(lstm_label)  # a branch with no answer can't
+        disagree = has_spectrum & both & (far | families)
         unsure = ~(fusion_prob >= LOW_CONFIDENCE)
     odd = np.zeros(len(unsure), bool) if outlier is None else has_spectrum & outlier
     code = np.zeros(len(unsure), dtype=np.int64)

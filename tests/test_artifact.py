@@ -6,6 +6,7 @@ import json
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from ml_synthetic import synthetic_data
@@ -70,6 +71,31 @@ def test_predictions_per_branch_and_no_lstm_without_spectrum(data, model_and_met
         top = pred[f"{h}_topk"].iloc[0]
         assert len(top) == min(5, len(meta["labels"])) and top[0][0] == pred[f"{h}_label"].iloc[0]
         assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+
+
+def test_no_photometry_answer_without_a_colour(data, model_and_meta):
+    """The photometry branch never sees brightness, so a star without two neighbouring bands
+    gives it nothing to type: it does not answer (as lstm does not without a spectrum), the
+    fusion answers from the spectrum alone, and a star with neither gets no answer at all.
+    Before, dense answered its training prior for such stars: a wild miss for most of them."""
+    model, meta = model_and_meta
+    stars = data.stars.copy()
+    has = data.spec_row >= 0
+    spec_star, phot_star = np.flatnonzero(has)[:3], np.flatnonzero(~has)[:3]
+    bands = ["mag_u", "mag_g", "mag_r", "mag_i", "mag_z"]
+    stars.loc[stars.index[spec_star[0]], bands] = np.nan  # a spectrum, no photometry
+    stars.loc[stars.index[spec_star[1]], bands] = [np.nan, 18.0, np.nan, 17.5, np.nan]  # no pair
+    stars.loc[stars.index[spec_star[2]], bands] = [np.nan, np.nan, 18.0, 17.6, np.nan]  # r-i
+    stars.loc[stars.index[phot_star[0]], bands] = [0.0, -9999.0, 99.0, np.nan, 22.0]  # nothing
+    pred = predict_batch(model, meta, stars, data.spectra())
+    no_colour = [spec_star[0], spec_star[1], phot_star[0]]
+    assert pred["dense_label"].iloc[no_colour].isna().all()
+    assert pred["dense_prob"].iloc[no_colour].isna().all()
+    assert pred["dense_label"].iloc[spec_star[2]] in LABELS  # one colour is enough
+    assert pred["fusion_label"].iloc[spec_star[:2]].isin(LABELS).all()
+    assert pd.isna(pred["fusion_label"].iloc[phot_star[0]])
+    others = np.setdiff1d(np.arange(len(stars)), no_colour)
+    assert pred["dense_label"].iloc[others].isin(LABELS).all()
 
 
 def test_missing_artifact_is_a_clear_error(tmp_path):

@@ -229,3 +229,14 @@ def test_decorated_callbacks_stay_plain_functions(pages) -> None:
     view = pages["star"].spectrum_view
     assert view.__name__ == "spectrum_view" and not hasattr(view, "__wrapped__")
     assert app._toggle_nav(1, False) is True and app._toggle_nav(None, False) is False
+
+
+def test_a_branch_without_its_input_says_why_it_has_no_answer(pages) -> None:
+    """A scored star without photometry has lstm and fusion answers and no dense one: its card
+    says why, not "not scored yet"; an unscored star says it is not scored."""
+    row = {"label": "K3", "prob": 0.8, "topk": [("K3", 0.8)], "spectral_type": 53.0,
+           "spectral_type_err": 1.0}  # fmt: skip
+    scored = text_of(pages["star"].prediction_cards({"lstm": row, "fusion": row}, "K3"))
+    assert "no prediction (no colour" in scored and "not scored yet" not in scored
+    unscored = text_of(pages["star"].prediction_cards({}, "K3"))
+    assert unscored.count("not scored yet") == 2 and "no prediction (no spectrum)" in unscored

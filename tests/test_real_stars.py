@@ -142,6 +142,17 @@ def test_quality_flags_say_why_not_to_trust_a_prediction():
     assert flags[1] == ["low_snr"]
     assert flags[2] == ["heavy_masking", "branches_disagree", "low_confidence"]
     assert flags[3] == []  # a photometry-only star is not flagged for lacking a spectrum
+    no_colour = quality_flags(  # ... nor a spectrum-only star for lacking photometry
+        has_spectrum=np.array([True]),
+        snr=np.array([30.0]),
+        masked=np.array([0.05]),
+        dense_type=np.array([np.nan]),
+        lstm_type=np.array([53.0]),
+        dense_label=np.array([None], dtype=object),
+        lstm_label=np.array(["K3"], dtype=object),
+        fusion_prob=np.array([0.9]),
+    )
+    assert no_colour == [[]]
 
 
 def test_own_type_rows_score_every_star_with_an_mk_type_and_count_only_those():

@@ -413,6 +413,14 @@ def quality_flags(preds) -> html.Div | None:
     )
 
 
+#: Why a branch gives no answer for a star that was scored.
+NO_INPUT = {
+    "lstm": "no spectrum",
+    "dense": "no colour: fewer than two neighbouring bands of photometry",
+    "fusion": "no spectrum and no colour",
+}
+
+
 def prediction_cards(preds, actual: str | None, title_suffix: str = "") -> dbc.Row:
     """One card per branch: label, probability, top-k, right/wrong against SDSS."""
     cols = []
@@ -422,8 +430,10 @@ def prediction_cards(preds, actual: str | None, title_suffix: str = "") -> dbc.R
     for branch, title in BRANCH_TITLES.items():
         row = by_branch.get(branch)
         if row is None:
+            # a scored star lacks a branch's answer when it lacks that branch's input
+            missing = "no prediction (" + NO_INPUT[branch] + ")"
             body = html.P(
-                "no prediction (no spectrum)" if branch == "lstm" else "not scored yet",
+                missing if branch == "lstm" or by_branch else "not scored yet",
                 className="text-muted small mb-0",
             )
         else:
