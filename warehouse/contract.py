@@ -233,7 +233,13 @@ TABLES: dict[str, Table] = {
             (
                 *_ID,
                 _c("model_version", pa.string(), "`models.version`"),
-                _c("branch", pa.string(), "`dense`, `lstm` (stars with a spectrum) or `fusion`"),
+                _c(
+                    "branch",
+                    pa.string(),
+                    "`dense` (stars with at least one colour: two neighbouring bands), `lstm` "
+                    "(stars with a spectrum) or `fusion` (either); a branch without its input "
+                    "has no row, so it never answers its training prior",
+                ),
                 _c("label", pa.string(), "predicted normalized label"),
                 _c("prob", pa.float64(), "its calibrated probability (0-1)"),
                 _c("topk", TOPK, "the 5 most probable labels, best first"),
@@ -249,9 +255,10 @@ TABLES: dict[str, Table] = {
                     pa.list_(pa.string()),
                     "why not to trust it (ml/quality.py; empty: no warning; the same for every "
                     "branch of a star): `low_snr` (median S/N < 5), `heavy_masking` (> 25 % of "
-                    "the covered spectrum masked), `branches_disagree` (dense and lstm types > 5 "
-                    "subtypes apart, or one MK and one not), `low_confidence` (fusion "
-                    "probability < 0.3), `out_of_distribution` (line profile unlike every "
+                    "the covered spectrum masked), `branches_disagree` (dense and lstm both "
+                    "answered, and their types are > 5 subtypes apart, or one MK and one not), "
+                    "`low_confidence` (fusion probability < 0.3), `out_of_distribution` (line "
+                    "profile unlike every "
                     "training class, above the 99th percentile of validation stars)",
                 ),
                 _c("actual", pa.string(), "`stars.label` when scored (NULL: no SDSS label)"),
