@@ -191,18 +191,14 @@ IONIZED_METAL_LINES: tuple[float, ...] = (
 
 
 #: H alpha in K and M stars: the share of its F-G depth that H alpha keeps where the higher
-#: Balmer lines have faded, a logistic step in Teff (``peak`` at G, half of it at ``t_half``).
+#: Balmer lines have faded, a logistic step in Teff (HALPHA_KEPT at G, half of it at HALPHA_T).
 #: All Balmer lines share their lower level (n = 2), but H alpha's line opacity (f * lambda) is
 #: ~7 times H beta's, so as that level empties with falling Teff it is the last to go: inactive
 #: K dwarfs show ~1-1.5 A of H alpha absorption and M dwarfs ~0.3 A, where H beta is gone
 #: (the SDSS K1, K3, K5 and K7 templates, means of real stars: H alpha 1.7, 1.6, 1.2, 1.0 A,
 #: H beta 0.8 to -0.5 A). Until simulator version 13 every Balmer line faded alike, and a
 #: built-in K3 dwarf had 0.4 A of H alpha, a K5 0.1 and a K7 none.
-HALPHA_KEPT = {"peak": 0.8, "t_half": 4030.0, "scale": 370.0}
-
-
-def _halpha_kept(t: float) -> float:
-    return HALPHA_KEPT["peak"] * (1.0 - _rise(t, HALPHA_KEPT["t_half"], HALPHA_KEPT["scale"]))
+HALPHA_KEPT, HALPHA_T, HALPHA_S = 0.8, 4030.0, 370.0
 
 
 def _optical_depth(
@@ -242,10 +238,11 @@ def _optical_depth(
     # Balmer lines: strongest at A0, broad (pressure-broadened) in hot dwarfs.
     balmer = 1.1 * _hot_tail(_bump(t, 9800, 0.09), t, BALMER_HOT_DEPTH)
     # ... and the F-G tail of the Balmer lines, gone by mid-K (K5 dwarfs show Hbeta ~0).
-    late_cool = _rise(t, 5200, 250)  # the share of the F-G tail gone: 0 in G, 1 by mid-K
-    late_balmer = 0.25 * _rise(t, 7000, 900) * (1.0 - late_cool)
-    # H alpha fades at a cooler Teff than the higher lines (HALPHA_KEPT).
-    late_halpha = 0.25 * _rise(t, 7000, 900) * (1.0 - late_cool + late_cool * _halpha_kept(t))
+    tail = 0.25 * _rise(t, 7000, 900)
+    gone = _rise(t, 5200, 250)  # the share of the tail gone: 0 in G, 1 by mid-K
+    late_balmer = tail * (1.0 - gone)
+    # ... but H alpha keeps part of it to cooler Teff (HALPHA_KEPT)
+    late_halpha = tail * (1.0 - gone + gone * HALPHA_KEPT * (1.0 - _rise(t, HALPHA_T, HALPHA_S)))
     # Stark wings: width ~ g^(1/3) (electron density at the line-forming depth), so a blue
     # horizontal-branch A star (log g ~3.2) has half the wings of an A0 dwarf. Only in hot
     # stars: below ~7000 K the wings come from collisions with neutral hydrogen and hardly
