@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup demo test lint format bench clean help
+.PHONY: setup demo test lint format bench miles real-stars clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,19 @@ format: setup ## ruff format + autofix
 
 bench: setup ## the ETL benchmark (the others take a warehouse or run long: see README)
 	cd benchmarks && ../$(BIN)/python bench_etl.py
+
+#: The MILES library of 985 real stars (with its parameter file) ships inside the SDSS MaNGA
+#: DAP's wheel on PyPI; it is read inside the wheel, never unpacked into the repository.
+MILES_WHEEL := data/external/sdss_mangadap-4.5.0-py3-none-any.whl
+
+$(MILES_WHEEL):
+	mkdir -p data/external
+	$(BIN)/python -m pip download --quiet --no-deps -d data/external sdss-mangadap==4.5.0
+
+miles: setup $(MILES_WHEEL) ## fetch the MILES real-star library (121 MB wheel from PyPI) into data/external
+
+real-stars: miles ## type the MILES real stars with the current warehouse's model (benchmarks/real_library.py)
+	$(BIN)/python benchmarks/real_library.py --miles $(MILES_WHEEL) --warehouse data/warehouse
 
 clean: ## remove the venv, the demo survey and the default warehouse (./data/warehouse)
 	rm -rf $(VENV) demo-survey data/warehouse

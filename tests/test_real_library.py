@@ -1,0 +1,122 @@
+"""The real-star benchmark (benchmarks/real_library.py): MILES types read right, and a library
+star written as a spec-lite file is what the ETL and the models see of a real observation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MILES_WHEELS = sorted((ROOT / "data" / "external").glob("sdss_mangadap-*.whl"))
+
+
+@pytest.fixture
+def rl(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import real_library
+
+    return real_library
+
+
+@pytest.mark.parametrize(
+    ("sptype", "expected"),
+    [
+        ("G6V", (46.0, "V")),
+        ("K0.5IIIb", (50.5, "III")),  # a half subtype and a sub-class
+        ("B9.5V", (19.5, "V")),
+        ("M2-3III", (62.0, "III")),  # a range: its first type
+        ("F8IV-V", (38.0, "IV")),
+        ("A0Ib", (20.0, "I")),  # Ia, Iab and Ib are all supergiants
+        ("07Ia", (7.0, "I")),  # the parameter file writes a few O types with a zero
+        ("F3", (33.0, "")),  # no class given
+        ("sd:F", (None, "")),  # no subtype: not counted
+        ("KIIvw", (None, "")),
+        ("", (None, "")),
+    ],
+)
+def test_literature_types_are_read_on_the_mk_scale(rl, sptype, expected):
+    assert rl.parse_mk(sptype) == expected
+
+
+def test_the_parameter_file_is_read_by_its_header_columns(rl):
+    # Three rows of paramsMILES_v9.1.txt (MILES v9.1, miles.iac.es), as the file lays them out.
+    text = "\n".join(
+        [
+            "Name                  MILES   CaT   SpT            Teff   log g   [Fe/H]  Refs"
+            "   Libraries",
+            "                      s????   ",
+            " - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -",
+            "BD-011792              0266         G6V             4948   3.05    -1.05   111",
+            "BD+012916              0505   677   KIIvw           4238   0.34    -1.49   221"
+            "         I      ",
+            "HD000000               0999                         5000   4.00     0.00   111",
+        ]
+    )
+    assert rl._params(text) == {
+        "0266": ("BD-011792", "G6V"),
+        "0505": ("BD+012916", "KIIvw"),
+        "0999": ("HD000000", ""),  # no type: the Teff column is not taken for one
+    }
+
+
+def test_a_library_star_observed_is_ingested_as_a_real_spectrum_would_be(rl, tmp_path):
+    """A star covering 3540-7410 A (as MILES does), written three times, goes through the ETL:
+    the spectra keep its coverage, S/N and velocity; the catalog photometry holds g and r (the
+    bands the spectrum covers) and no u, i or z."""
+    from startrack.etl.ingest import ingest
+    from startrack.ml.dataset import load_training_data
+    from startrack.simulator.templates import star_flux
+    from startrack.warehouse.store import Warehouse
+
+    wave = np.arange(3540.5, 7410.0, 0.9)
+    star = rl.LibraryStar("0001", "HD000001", "G2V", wave, star_flux("G2", wave))
+    truth = rl.write_library([star] * 3, copies=1, seed=3, spectra_dir=tmp_path / "spectra")
+    assert len(truth) == 3 and truth["mk_type"].eq(42.0).all()
+    wh = Warehouse(tmp_path / "wh")
+    ingest(wh, spectra=[tmp_path / "spectra"], progress=False)
+    d = load_training_data(wh.current())
+    assert len(d.stars) == 3 and (d.spec_row >= 0).all()
+    stars = d.stars.set_index("fiberid").loc[truth["fiberid"]]
+    np.testing.assert_allclose(stars["z"], truth["z"], atol=1e-6)
+    np.testing.assert_allclose(stars["snr"], truth["snr"], rtol=0.25)
+    assert stars[["mag_g", "mag_r"]].notna().all().all()
+    assert stars[["mag_u", "mag_i", "mag_z"]].isna().all().all()
+    spectra = d.spectra()
+    covered = np.flatnonzero(spectra.ivar[0] > 0)
+    from startrack.grid import wavelength
+
+    lam = wavelength()[covered]
+    assert lam.min() >= 3801.0 and 7300.0 < lam.max() <= 7415.0
+
+
+def test_fibers_stay_on_sdss_plates(rl, tmp_path):
+    wave = np.arange(3540.5, 7410.0, 0.9)
+    star = rl.LibraryStar("0001", "HD000001", "K3III", wave, np.ones_like(wave))
+    rl.FIBERS_PER_PLATE, old = 2, rl.FIBERS_PER_PLATE
+    try:
+        truth = rl.write_library([star], copies=5, seed=0, spectra_dir=tmp_path)
+    finally:
+        rl.FIBERS_PER_PLATE = old
+    assert list(zip(truth["plate"], truth["fiberid"], strict=True)) == [
+        (9000, 1), (9000, 2), (9001, 1), (9001, 2), (9002, 1),
+    ]  # fmt: skip
+    assert len(list(tmp_path.glob("spec-*.fits"))) == 5
+
+
+@pytest.mark.skipif(not MILES_WHEELS, reason="no MILES library: `make miles` fetches it")
+def test_the_miles_library_is_read_from_the_wheel(rl):
+    stars = list(rl.load_miles(MILES_WHEELS[-1]))
+    typed = [s for s in stars if rl.parse_mk(s.sptype)[0] is not None]
+    assert len(stars) == 984  # 985 in MILES v9.1; the DAP leaves m0970 (a short, bad spectrum)
+    assert 870 <= len(typed) <= 890
+    lum = {rl.parse_mk(s.sptype)[1] for s in typed}
+    assert lum == {"V", "IV", "III", "II", "I", ""}
+    a0 = next(s for s in stars if s.name == "HD031295")
+    assert a0.sptype == "A0V"
+    # vacuum wavelengths over MILES's range; H beta's core where it is in vacuum (4862.7 A)
+    assert math.isclose(a0.wavelength_vac[0], 3541.5, abs_tol=1.5)
+    near = (a0.wavelength_vac > 4840) & (a0.wavelength_vac < 4885)
+    assert abs(a0.wavelength_vac[near][np.argmin(a0.flux[near])] - 4862.7) < 1.5
