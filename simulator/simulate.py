@@ -58,6 +58,7 @@ from startrack.simulator.templates import (
     absorption_change,
     extend_for_photometry,
     load_templates,
+    luminosity_teff,
     physics_change,
     spectral_type_at,
     star_flux,
@@ -312,7 +313,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 13
+SIMULATOR_VERSION = 15
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -550,11 +551,11 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> StarDr
     sptype = normalize_subclass(name).spectral_type
     hot = sptype is not None and sptype < 30
     if ctx.builtin:
-        teff = _teff_within(name, ts.names, rng)
+        teff = _teff_within(name, ts.names, rng)  # on the dwarfs' scale: it says the type
         logg, feh = _gravity_metallicity(rng)
-        flux = star_flux(name, ts.wavelength, teff, logg, feh)
         if sptype is not None:
             sptype = spectral_type_at(teff, ts.names)
+        flux = star_flux(name, ts.wavelength, luminosity_teff(teff, sptype, logg), logg, feh)
     else:
         flux = np.clip(ts.flux[row], 1e-30, None)
         logg, feh = _gravity_metallicity(rng)
@@ -568,8 +569,9 @@ def star_template(star: dict, rng: np.random.Generator, ctx: _Context) -> StarDr
             flux = flux * absorption_change(name, ts.wavelength, logg, feh, ref_feh)
         else:
             teff = _teff_within(name, ts.names, rng)
-            flux = flux * physics_change(name, ts.wavelength, teff, logg, feh, ref_feh)
             sptype = spectral_type_at(teff, ts.names)
+            own_teff = luminosity_teff(teff, sptype, logg)
+            flux = flux * physics_change(name, ts.wavelength, own_teff, logg, feh, ref_feh)
     blur = rng.uniform(0.0, 1.0) + (rng.uniform(0.0, 2.5) if hot else 0.0)
     return StarDraw(gaussian_filter1d(flux, blur) if blur > 0.05 else flux, sptype, logg)
 

@@ -201,6 +201,27 @@ IONIZED_METAL_LINES: tuple[float, ...] = (
 HALPHA_KEPT, HALPHA_T, HALPHA_S = 0.8, 4030.0, 370.0
 
 
+#: The Stark part of a hot dwarf's Balmer line width (Lorentzian half width in A, on top of
+#: 4 A, times the Balmer bump that peaks at A0): BALMER_STARK_WIDTH for F stars, and
+#: BALMER_STARK_WIDTH_AB for A and B stars (above ~8000 K, A6), with its gravity law (dex per dex
+#: of log g). Measured on real stars: H beta of the MILES A0-A3 dwarfs (benchmarks/
+#: real_library.py; the stars of even MILES id) is 66 % deep at its centre, 29 % at 10 A, 12 %
+#: at 20 A and 4 % at 40 A. Until simulator version 15 the A dwarfs had the F stars' 18 A (55,
+#: 40 and 18 % at 10, 20 and 40 A: three times the real equivalent width, and the H8-H delta
+#: region 20-50 % darker between its lines than any real A dwarf's), while the F0-F9 dwarfs'
+#: wings matched theirs. The giants matched too, so the narrower A-B width comes with a weaker
+#: gravity law that keeps the giants' (tests/test_templates.py).
+BALMER_STARK_WIDTH = 18.0
+BALMER_STARK_WIDTH_AB = 4.0
+BALMER_STARK_GRAVITY = 0.10
+#: A narrow (Doppler) core of every Balmer line in F-G stars: optical depth and sigma (A). The
+#: MILES F0-G4 dwarfs' H beta is 40-52 % deep at its centre (at their 2.5 A resolution) where
+#: the wings alone gave 19-32 %; the wings matched. Gone by K0: the K dwarfs' H alpha and H
+#: beta already match the MILES ones (tests/test_templates.py).
+BALMER_CORE_DEPTH = 0.3
+BALMER_CORE_SIGMA = 1.5
+
+
 def _optical_depth(
     wave: np.ndarray, name: str, t: float, logg: float = DWARF_LOGG, feh: float = 0.0
 ) -> np.ndarray:
@@ -243,19 +264,24 @@ def _optical_depth(
     late_balmer = tail * (1.0 - gone)
     # ... but H alpha keeps part of it to cooler Teff (HALPHA_KEPT)
     late_halpha = tail * (1.0 - gone + gone * HALPHA_KEPT * (1.0 - _rise(t, HALPHA_T, HALPHA_S)))
-    # Stark wings: width ~ g^(1/3) (electron density at the line-forming depth), so a blue
-    # horizontal-branch A star (log g ~3.2) has half the wings of an A0 dwarf. Only in hot
-    # stars: below ~7000 K the wings come from collisions with neutral hydrogen and hardly
+    # Stark wings: wider at higher gravity (electron density at the line-forming depth), so a
+    # blue horizontal-branch A star (log g ~3.2) has narrower wings than an A0 dwarf, by
+    # BALMER_STARK_GRAVITY as real A stars show (MILES). Only in hot stars: below ~7000 K the
+    # wings come from collisions with neutral hydrogen and hardly
     # depend on gravity (why H alpha and H beta measure the Teff of F-K stars, giants or
     # dwarfs). Applied at every Teff, a G2 giant had a third of a G2 dwarf's H beta, a K
     # dwarf's, and the model could not type G giants by their Balmer lines.
     stark = 1.0 - _rise(t, 7500, 500)
-    width = (4.0 + 18.0 * _hot_tail(_bump(t, 9800, 0.08), t, BALMER_HOT_WIDTH)) * 10.0 ** (
-        0.33 * stark * min(g, 0.5)
+    amplitude = BALMER_STARK_WIDTH_AB + (BALMER_STARK_WIDTH - BALMER_STARK_WIDTH_AB) * _rise(
+        t, 8000.0, 300.0
     )
+    width = 4.0 + amplitude * _hot_tail(_bump(t, 9800, 0.08), t, BALMER_HOT_WIDTH)
+    width *= 10.0 ** (BALMER_STARK_GRAVITY * stark * min(g, 0.5))
+    core = BALMER_CORE_DEPTH * _rise(t, 8500.0, 400.0) * (1.0 - _rise(t, 5500.0, 200.0))
     for k, center in enumerate(BALMER):
         late = late_halpha if k == 0 else late_balmer
         tau += _lorentz(wave, center, balmer * (0.9 - 0.06 * k) + late, width)
+        tau += _line(wave, center, core, BALMER_CORE_SIGMA)
     # Balmer jump below 3646 A (bound-free), largest for A stars and for low gravity at a
     # given Teff (why BHB stars have a redder u-g than A dwarfs of the same g-r). The narrow
     # A0 term gives an A0 dwarf u-g 1.04 (real SDSS A stars sit at u-g 1.0-1.15, g-r ~ -0.1;
@@ -534,6 +560,41 @@ def _mk_sequence(names: tuple[str, ...] | list[str]) -> tuple[np.ndarray, np.nda
     seq = [(t, normalize_subclass(lab).spectral_type) for t, lab in _teff_sequence(tuple(names))]
     seq = [(t, k) for t, k in seq if k is not None]
     return np.log10([t for t, _ in seq]), np.array([k for _, k in seq], dtype=float)
+
+
+#: MK types (O0 = 0 ... M5 = 65) at which the giant and supergiant Teff offsets are given.
+LUMINOSITY_TEFF_TYPES = (0.0, 10.0, 15.0, 20.0, 30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0)
+#: log10 Teff of a giant (log g 2.5, III) and a supergiant (log g 1.2, Ib) minus that of a
+#: dwarf of the same MK type, after the standard MK temperature scales (Schmidt-Kaler 1982):
+#: MK types are line ratios, and a giant shows a K0's ratios at ~4750 K where a dwarf shows
+#: them at ~5250 K (Pollux, K0 III, 4860 K; Aldebaran, K5 III, 3900 K; a K5 dwarf ~4400 K).
+#: Near zero at A and late M, largest in G-K. Until simulator version 14 a K0 giant was drawn
+#: at a K0 dwarf's Teff, with a G8 dwarf's colours and Balmer lines: a model trained on such
+#: giants would type real ones, cooler and redder at their type, 2-3 subtypes late.
+GIANT_DLOG_TEFF = (-0.01, -0.015, -0.01, 0.0, -0.009, -0.013, -0.049, -0.043, -0.042, -0.006, 0.0)
+SUPERGIANT_DLOG_TEFF = (
+    -0.03, -0.06, -0.054, -0.01, 0.0, -0.036, -0.075, -0.075, -0.053, -0.023, 0.0,
+)  # fmt: skip
+#: log g at and above which a star has its dwarf's Teff (dwarfs scatter around DWARF_LOGG).
+LUMINOSITY_TEFF_START = 4.2
+GIANT_LOGG, SUPERGIANT_LOGG = 2.5, 1.2
+
+
+def luminosity_teff(teff: float, mk_type: float | None, logg: float) -> float:
+    """The Teff at which a star of gravity ``logg`` has the MK type ``mk_type`` that a dwarf
+    has at ``teff``: linear in log g from the dwarfs (LUMINOSITY_TEFF_START) to the giants,
+    and on to the supergiants. Stars off the MK sequence keep ``teff``."""
+    if mk_type is None:
+        return teff
+    giant = float(np.interp(mk_type, LUMINOSITY_TEFF_TYPES, GIANT_DLOG_TEFF))
+    if logg >= GIANT_LOGG:
+        share = (LUMINOSITY_TEFF_START - min(logg, LUMINOSITY_TEFF_START)) / (
+            LUMINOSITY_TEFF_START - GIANT_LOGG
+        )
+        return teff * 10.0 ** (share * giant)
+    supergiant = float(np.interp(mk_type, LUMINOSITY_TEFF_TYPES, SUPERGIANT_DLOG_TEFF))
+    share = min((GIANT_LOGG - logg) / (GIANT_LOGG - SUPERGIANT_LOGG), 1.0)
+    return teff * 10.0 ** (giant + share * (supergiant - giant))
 
 
 def spectral_type_at(teff: float, names: tuple[str, ...] | list[str]) -> float:
