@@ -341,7 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         library = [builtin_twin(s) for s in library]
     log.info("read %d MILES stars from %s", len(library), source)
     spectra_dir, warehouse = args.workdir / "spectra", args.workdir / "warehouse"
-    shutil.rmtree(args.workdir, ignore_errors=True)
+    marker = args.workdir / ".real-library-workdir"
+    if args.workdir.exists() and any(args.workdir.iterdir()):
+        if not marker.exists():  # not ours: never delete a user's files
+            raise SystemExit(f"{args.workdir} is not empty and not a real_library workdir")
+        shutil.rmtree(args.workdir)
+    args.workdir.mkdir(parents=True)
+    marker.touch()
     truth = write_library(library, args.copies, args.seed, spectra_dir, tuple(args.snr))
     truth.to_csv(args.workdir / "truth.csv", index=False)
     log.info("wrote %d spec-lite files of %d typed stars", len(truth), truth["miles_id"].nunique())
