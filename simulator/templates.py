@@ -267,10 +267,10 @@ def _optical_depth(
     # Stark wings: wider at higher gravity (electron density at the line-forming depth), so a
     # blue horizontal-branch A star (log g ~3.2) has narrower wings than an A0 dwarf, by
     # BALMER_STARK_GRAVITY as real A stars show (MILES). Only in hot stars: below ~7000 K the
-    # wings come from collisions with neutral hydrogen and hardly
-    # depend on gravity (why H alpha and H beta measure the Teff of F-K stars, giants or
-    # dwarfs). Applied at every Teff, a G2 giant had a third of a G2 dwarf's H beta, a K
-    # dwarf's, and the model could not type G giants by their Balmer lines.
+    # wings come from collisions with neutral hydrogen and hardly depend on gravity (why H
+    # alpha and H beta measure the Teff of F-K stars, giants or dwarfs). Applied at every Teff,
+    # a G2 giant had a third of a G2 dwarf's H beta, a K dwarf's, and the model could not type
+    # G giants by their Balmer lines.
     stark = 1.0 - _rise(t, 7500, 500)
     amplitude = BALMER_STARK_WIDTH_AB + (BALMER_STARK_WIDTH - BALMER_STARK_WIDTH_AB) * _rise(
         t, 8000.0, 300.0
