@@ -161,17 +161,24 @@ CLASS_LOGG = {"V": 4.5, "IV": 3.8, "III": 2.5, "II": 1.8, "I": 1.2, "": 4.5}
 
 
 def builtin_twin(star: LibraryStar) -> LibraryStar:
-    """The same star as the built-in physics draws it (its MK type's Teff, its class's log g,
-    solar [Fe/H]) over the same wavelengths: a control that tells what the models lose to
-    the observation and coverage from what they lose to real spectra."""
+    """The same star as the built-in physics draws it (the Teff at which a star of its class's
+    log g shows its MK type, solar [Fe/H]) over the same wavelengths: a control that tells
+    what the models lose to real spectra from what they lose to the observation and coverage."""
     from startrack.labels import normalize_subclass
-    from startrack.simulator.templates import BUILTIN_NAMES, star_flux, teff_at_type
+    from startrack.simulator.templates import (
+        BUILTIN_NAMES,
+        luminosity_teff,
+        star_flux,
+        teff_at_type,
+    )
 
     mk, lum = parse_mk(star.sptype)
     mk_names = [n for n in BUILTIN_NAMES if normalize_subclass(n).spectral_type is not None]
     types = np.array([normalize_subclass(n).spectral_type for n in mk_names])
     name = mk_names[int(np.abs(types - mk).argmin())]
-    flux = star_flux(name, star.wavelength_vac, teff_at_type(mk, BUILTIN_NAMES), CLASS_LOGG[lum])
+    logg = CLASS_LOGG[lum]
+    teff = luminosity_teff(teff_at_type(mk, BUILTIN_NAMES), mk, logg)
+    flux = star_flux(name, star.wavelength_vac, teff, logg)
     return LibraryStar(star.miles_id, star.name, star.sptype, star.wavelength_vac, flux)
 
 
