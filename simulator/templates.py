@@ -220,6 +220,11 @@ BALMER_STARK_GRAVITY = 0.10
 #: beta already match the MILES ones (tests/test_templates.py).
 BALMER_CORE_DEPTH = 0.3
 BALMER_CORE_SIGMA = 1.5
+#: Depth of the narrow A0 term of the Balmer jump (below). 1.2 until version 15, whose real
+#: (narrower) A dwarf wings let more u-band light through between the lines (u-g 0.94); 1.5
+#: keeps the A0 dwarf's u-g at 1.04 (tests/test_photometry.py). It acts below ~3700 A: on the
+#: u band, not on SDSS spectra.
+BALMER_JUMP_A0 = 1.5
 
 
 def _optical_depth(
@@ -286,7 +291,7 @@ def _optical_depth(
     # given Teff (why BHB stars have a redder u-g than A dwarfs of the same g-r). The narrow
     # A0 term gives an A0 dwarf u-g 1.04 (real SDSS A stars sit at u-g 1.0-1.15, g-r ~ -0.1;
     # without it 0.44, and a model saw the u-g of a B star in every A star).
-    jump = 0.9 * _bump(t, 9500, 0.12) + 1.2 * _bump(t, 9800, 0.06)
+    jump = 0.9 * _bump(t, 9500, 0.12) + BALMER_JUMP_A0 * _bump(t, 9800, 0.06)
     jump *= 10.0 ** (-0.08 * min(g, 0.0))
     tau += jump / (1.0 + np.exp((wave - 3680.0) / 25.0))
     # Helium: He II in O stars, He I from O to late B (peak at B2).
