@@ -61,7 +61,7 @@ from astropy.io import fits
 from bench_transfer import by_type_bin, type_metrics, type_uniform_weights
 from machine import describe_machine
 
-from startrack.grid import DLOGLAM, air_to_vacuum
+from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
 from startrack.labels import spectral_types
 from startrack.simulator.fits_writer import COADD_DTYPE, SpecObj, write_spec_lite
 from startrack.simulator.photometry import weights_for_loglam
@@ -192,7 +192,7 @@ def observe(
     """One spec-lite observation of a library star (COADD rows, SPECOBJ, what was drawn)."""
     ctx = _context(None)
     wide = ctx.templates.loglam
-    z = rng.normal(0.0, RV_SIGMA_KMS) / 299_792.458
+    z = rng.normal(0.0, RV_SIGMA_KMS) / C_KMS
     ebv = float(rng.exponential(EBV_MEAN))
     snr = float(10 ** rng.uniform(*np.log10(snr_range)))
     lo = math.log10(star.wavelength_vac[0] * (1 + z)) + DLOGLAM
