@@ -65,7 +65,13 @@ from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
 from startrack.labels import spectral_types
 from startrack.simulator.fits_writer import COADD_DTYPE, SpecObj, write_spec_lite
 from startrack.simulator.photometry import weights_for_loglam
-from startrack.simulator.simulate import BIT_NODATA, _context
+from startrack.simulator.simulate import (
+    BIT_NODATA,
+    CALIBRATION_SIGMA,
+    _context,
+    calibration_tilt,
+    noise_sigma,
+)
 from startrack.star_id import spec_file_name
 
 log = logging.getLogger("real_library")
@@ -81,7 +87,6 @@ FIBERS_PER_PLATE = 1000  #: the ETL, as SDSS, knows fibers 1-1000
 SNR_RANGE = (4.0, 60.0)
 RV_SIGMA_KMS = 40.0
 EBV_MEAN = 0.04
-CALIBRATION_SIGMA = 0.04
 
 
 @dataclass(frozen=True)
@@ -203,15 +208,9 @@ def observe(
     reddened = np.where(covered, rest, 0.0) * 10.0 ** (-0.4 * ebv * ctx.ext_per_ebv)
     maggies = reddened @ ctx.weights
     scale = 10.0 ** (-0.4 * 17.5) / maggies[2]  # r = 17.5: a typical SDSS star
-    x = np.linspace(-1.0, 1.0, window.size)
-    calib = 1.0 + np.polynomial.legendre.legval(
-        x, np.r_[0.0, rng.normal(0.0, CALIBRATION_SIGMA, 3)]
-    )
-    model = reddened[window] * scale * calib
+    model = reddened[window] * scale * calibration_tilt(rng, window.size, CALIBRATION_SIGMA)
     sky = ctx.sky_continuum[window] + ctx.sky_lines[window]
-    var_shape = (np.clip(model, 0.0, None) + sky) / ctx.throughput[window]
-    q = np.median(np.clip(model, 0.0, None) / np.sqrt(var_shape)) / snr
-    sigma = np.sqrt(var_shape) * max(q, 1e-12)
+    sigma = noise_sigma(model, sky, ctx.throughput[window], snr)
     flux = model + sigma * rng.normal(0.0, 1.0, window.size)
     coadd = np.zeros(window.size, dtype=COADD_DTYPE)
     coadd["flux"], coadd["loglam"], coadd["ivar"] = flux, wide[window], 1.0 / sigma**2

@@ -615,6 +615,23 @@ class RenderedStar:
     elodie_sptype: str
 
 
+def calibration_tilt(rng: np.random.Generator, npix: int, sigma: float) -> np.ndarray:
+    """A flux-calibration distortion over ``npix`` pixels: 1 + a Legendre series (orders 1-3,
+    coefficients N(0, sigma)) across the spectrum."""
+    coeffs = np.r_[0.0, rng.normal(0.0, sigma, 3)]
+    return 1.0 + np.polynomial.legendre.legval(np.linspace(-1.0, 1.0, npix), coeffs)
+
+
+def noise_sigma(
+    model: np.ndarray, sky: np.ndarray, throughput: np.ndarray, snr: float
+) -> np.ndarray:
+    """Per-pixel noise of an SDSS-like spectrum: source plus sky photon noise through the
+    throughput, scaled so the median S/N is ``snr``."""
+    var_shape = (np.clip(model, 0.0, None) + sky) / throughput
+    q = np.median(np.clip(model, 0.0, None) / np.sqrt(var_shape)) / snr
+    return np.sqrt(var_shape) * max(q, 1e-12)
+
+
 def render_spectrum(
     star: dict, seed: int, ctx: _Context
 ) -> tuple[np.ndarray, SpecObj, RenderedStar]:
@@ -650,14 +667,11 @@ def render_spectrum(
     wave = ts.wavelength[window]
     x = np.linspace(-1.0, 1.0, wave.size)
     calib_sigma = CALIBRATION_SIGMA if star.get("variety", False) else 0.02
-    coeffs = np.r_[0.0, rng.normal(0.0, calib_sigma, 3)]
-    calib = 1.0 + np.polynomial.legendre.legval(x, coeffs)
+    calib = calibration_tilt(rng, wave.size, calib_sigma)
     model = true_flux[window] * calib
 
     sky = ctx.sky_continuum[window] + ctx.sky_lines[window]
-    var_shape = (np.clip(model, 0.0, None) + sky) / ctx.throughput[window]
-    q = np.median(np.clip(model, 0.0, None) / np.sqrt(var_shape)) / float(star["snr_target"])
-    sigma = np.sqrt(var_shape) * max(q, 1e-12)
+    sigma = noise_sigma(model, sky, ctx.throughput[window], float(star["snr_target"]))
     residual = 0.03 * ctx.sky_lines[window] * rng.normal(0.0, 1.0, wave.size)  # imperfect sky
     flux = model + sigma * rng.normal(0.0, 1.0, wave.size) + residual
     ivar = 1.0 / (sigma**2 + (0.03 * ctx.sky_lines[window]) ** 2)
