@@ -96,6 +96,8 @@ class LibraryStar:
     sptype: str
     wavelength_vac: np.ndarray
     flux: np.ndarray
+    #: the library's own Teff (K), log g and [Fe/H] (NaN where it has none)
+    parameters: tuple[float, float, float] = (math.nan, math.nan, math.nan)
 
 
 def parse_mk(sptype: str) -> tuple[float | None, str]:
@@ -113,19 +115,27 @@ def parse_mk(sptype: str) -> tuple[float | None, str]:
     return (t if math.isfinite(t) else None), lum
 
 
-def _params(text: str) -> dict[str, tuple[str, str]]:
-    """MILES id ('0266') -> (star name, SpT) from paramsMILES_v9.1.txt (fixed columns, found
-    from the header line)."""
+def _param_rows(text: str) -> dict[str, tuple[str, str, tuple[float, float, float]]]:
+    """MILES id ('0266') -> (star name, SpT, (Teff, log g, [Fe/H])) from paramsMILES_v9.1.txt
+    (fixed columns, found from the header line); NaN for a number it lacks."""
     lines = text.splitlines()
     header = lines[0]
     at_id, at_cat, at_sp = header.index("MILES"), header.index("CaT"), header.index("SpT")
+    at_teff = header.index("Teff")
     out = {}
     for line in lines[3:]:
         if len(line) <= at_sp:
             continue
         fields = line[at_sp:].split()
         sptype = fields[0] if fields and line[at_sp] != " " else ""
-        out[line[at_id:at_cat].strip()] = (line[:at_id].strip(), sptype)
+        numbers = line[at_teff:].split()[:3]
+        values = []
+        for k in range(3):
+            try:
+                values.append(float(numbers[k]))
+            except (IndexError, ValueError):
+                values.append(math.nan)
+        out[line[at_id:at_cat].strip()] = (line[:at_id].strip(), sptype, tuple(values))
     return out
 
 
@@ -151,14 +161,14 @@ def load_miles(source: Path) -> Iterator[LibraryStar]:
     params_name = next((n for n in names if n.endswith(MILES_PARAMS)), None)
     if params_name is None:
         raise SystemExit(f"{source}: no {MILES_PARAMS} (is it the MILES library?)")
-    params = _params(read(params_name).decode("latin-1"))
+    params = _param_rows(read(params_name).decode("latin-1"))
     for n in sorted(names):
         m = re.search(r"star_m(\d{4})V\.fits$", n)
         if m is None or m.group(1) not in params:
             continue
-        name, sptype = params[m.group(1)]
+        name, sptype, parameters = params[m.group(1)]
         wave, flux = _read(read(n))
-        yield LibraryStar(m.group(1), name, sptype, wave, flux)
+        yield LibraryStar(m.group(1), name, sptype, wave, flux, parameters)
 
 
 #: log g of each luminosity class for the built-in twins (a type with no class: a dwarf).
@@ -184,7 +194,9 @@ def builtin_twin(star: LibraryStar) -> LibraryStar:
     logg = CLASS_LOGG[lum]
     teff = luminosity_teff(teff_at_type(mk, BUILTIN_NAMES), mk, logg)
     flux = star_flux(name, star.wavelength_vac, teff, logg)
-    return LibraryStar(star.miles_id, star.name, star.sptype, star.wavelength_vac, flux)
+    return LibraryStar(
+        star.miles_id, star.name, star.sptype, star.wavelength_vac, flux, star.parameters
+    )
 
 
 def observe(

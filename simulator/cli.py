@@ -41,10 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--template-types", choices=TEMPLATE_TYPES, default="measured",
-        help="what a template file's F-K spectra stand for: 'measured' (default) renders each "
+        help="what a template file's spectra stand for: 'measured' (default) renders each "
         "F-K subclass from the file's spectra at that subclass's MK type, placed by their "
         "g-r, H beta, G band, Mg b and 4000 A break (the SDSS file's 'F2' shows an F7, its "
-        "'G5' a K2); 'names' takes the file's names as they are (the SDSS pipeline's scale)",
+        "'G5' a K2), and draws O and B stars from the built-in physics (the SDSS file's O-B9 "
+        "rows are hot subdwarfs); 'names' takes the file's spectra and names as they are (the "
+        "SDSS pipeline's scale)",
     )  # fmt: skip
     parser.add_argument(
         "--exact-templates", action="store_true",

@@ -64,7 +64,12 @@ from startrack.simulator.templates import (
     star_flux,
     teff_range,
 )
-from startrack.simulator.type_scale import TEMPLATE_TYPES, reference_feh, resample_onto_names
+from startrack.simulator.type_scale import (
+    TEMPLATE_TYPES,
+    hot_rows_from_physics,
+    reference_feh,
+    resample_onto_names,
+)
 from startrack.star_id import spec_file_name
 
 log = logging.getLogger(__name__)
@@ -313,7 +318,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 15
+SIMULATOR_VERSION = 16
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -356,12 +361,14 @@ def check_template_types(template_types: str) -> str:
 
 @lru_cache(maxsize=4)
 def _wide_templates(templates_path: str | None, template_types: str = "measured") -> TemplateSet:
-    """A family on the wide lattice; a file's F-K spectra at the MK types of their names
-    (``type_scale``) unless ``template_types`` is 'names'."""
+    """A family on the wide lattice; a file's F-K spectra at the MK types of their names and
+    its O-B rows from the built-in physics (``type_scale``) unless ``template_types`` is
+    'names'."""
     ts = extend_for_photometry(load_templates(Path(templates_path) if templates_path else None))
     if not _rendered_on_scale(templates_path, template_types):
         return ts
-    return TemplateSet(ts.names, ts.loglam, resample_onto_names(ts.loglam, ts.flux, ts.names))
+    flux = resample_onto_names(ts.loglam, ts.flux, ts.names)
+    return TemplateSet(ts.names, ts.loglam, hot_rows_from_physics(ts.loglam, flux, ts.names))
 
 
 def _rendered_on_scale(templates_path: str | None, template_types: str) -> bool:

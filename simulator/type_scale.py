@@ -118,6 +118,48 @@ def rendered_on_scale(names: tuple[str, ...]) -> np.ndarray:
     return np.isfinite(named) & (named >= lo) & (named <= hi)
 
 
+#: MK types hotter than this (A0) are drawn from the built-in physics in a 'measured' file
+#: survey, not from the file's rows (``hot_rows_from_physics``).
+PHYSICS_HOTTER_THAN = 20.0
+
+
+def physics_rows(names: tuple[str, ...]) -> np.ndarray:
+    """Which rows ``hot_rows_from_physics`` replaces: MK names hotter than A0 that the built-in
+    physics knows."""
+    from startrack.simulator.templates import SUBCLASS_TEFF
+
+    named = np.array([_type_or_nan(n) for n in names])
+    known = np.array([normalize_subclass(n).label in SUBCLASS_TEFF for n in names], dtype=bool)
+    return np.isfinite(named) & (named < PHYSICS_HOTTER_THAN) & known
+
+
+def hot_rows_from_physics(
+    loglam: np.ndarray, flux: np.ndarray, names: tuple[str, ...]
+) -> np.ndarray:
+    """The file's flux with its O and B rows replaced by built-in dwarfs of their names.
+
+    The A0-K7 scale can place F-K spectra, but nothing places a file's O and B rows, and the
+    SDSS file's are not MK stars: its O, OB, B6 and B9 templates are hot subdwarfs (He II 4686
+    in B6 and B9, Balmer lines weaker in OB than in O; README, The model). A model trained on
+    them typed every real O and B star of the MILES library 6-9 subtypes late, and with these
+    rows from the physics (fitted to real O-B stars) O6-O8 0.00 -> 1.00 within 2.5
+    (benchmarks/real_library.py). Each replaced row keeps the file's flux level at 5500-6500 A
+    and stands for a solar dwarf (``reference_feh``)."""
+    from startrack.simulator.templates import star_flux
+
+    rows = np.flatnonzero(physics_rows(names))
+    if rows.size == 0:
+        return flux
+    wave = 10.0**loglam
+    window = (wave > 5500.0) & (wave < 6500.0)
+    out = flux.copy()
+    for row in rows:
+        dwarf = star_flux(normalize_subclass(names[row]).label, wave)
+        out[row] = dwarf * np.median(flux[row][window]) / np.median(dwarf[window])
+        log.info("template %r: drawn from the built-in physics (O and B rows)", names[row])
+    return out
+
+
 def reference_feh(names: tuple[str, ...], resampled: bool, file_feh: float) -> np.ndarray:
     """The [Fe/H] each row of a file stands for, from which the physics changes a star's:
     ``SCALE_FEH`` for the rows ``resample_onto_names`` rendered on the scale (when
@@ -127,7 +169,8 @@ def reference_feh(names: tuple[str, ...], resampled: bool, file_feh: float) -> n
     the SDSS file's rendered G2 got a solar G5's metal lines (G band 5.9 A, Mg b 2.9, for the
     row's 4.9 and 2.5), and a model trained on the file typed built-in F9-K0 stars 4-6
     subtypes early (README, Generalization, stop 35)."""
-    on_scale = rendered_on_scale(names) if resampled else np.zeros(len(names), dtype=bool)
+    on_scale = rendered_on_scale(names) | physics_rows(names)
+    on_scale = on_scale if resampled else np.zeros(len(names), dtype=bool)
     return np.where(on_scale, SCALE_FEH, float(file_feh))
 
 

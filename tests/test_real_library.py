@@ -55,11 +55,13 @@ def test_the_parameter_file_is_read_by_its_header_columns(rl):
             "HD000000               0999                         5000   4.00     0.00   111",
         ]
     )
-    assert rl._params(text) == {
+    rows = rl._param_rows(text)
+    assert {k: v[:2] for k, v in rows.items()} == {
         "0266": ("BD-011792", "G6V"),
         "0505": ("BD+012916", "KIIvw"),
         "0999": ("HD000000", ""),  # no type: the Teff column is not taken for one
     }
+    assert rows["0266"][2] == (4948.0, 3.05, -1.05)  # Teff, log g, [Fe/H]
 
 
 def test_a_library_star_observed_is_ingested_as_a_real_spectrum_would_be(rl, tmp_path):
@@ -120,3 +122,19 @@ def test_the_miles_library_is_read_from_the_wheel(rl):
     assert math.isclose(a0.wavelength_vac[0], 3541.5, abs_tol=1.5)
     near = (a0.wavelength_vac > 4840) & (a0.wavelength_vac < 4885)
     assert abs(a0.wavelength_vac[near][np.argmin(a0.flux[near])] - 4862.7) < 1.5
+    assert a0.parameters == (8991.0, 4.08, -0.89)  # Teff, log g, [Fe/H] of the parameter file
+
+
+@pytest.mark.skipif(not MILES_WHEELS, reason="no MILES library: `make miles` fetches it")
+def test_builtin_physics_against_real_stars_is_scored_per_index(rl):
+    """`line_strengths.py --miles`: the built-in physics at each MILES F-M star's own Teff, log
+    g and [Fe/H] against the star, for every index, on the stars of odd id. The score is a
+    regression guard: version 15 is at 200 in all (its Fe 4383, Fe 4531 and Ca 4455 are ~0
+    where real G-K stars have 3-10 A: no metal-line forest; README, stop 38)."""
+    import line_strengths
+
+    _, score = line_strengths.miles_comparison(MILES_WHEELS[-1], held_out=True)
+    assert set(score) == set(line_strengths.MISMATCH_UNITS)
+    assert all(np.isfinite(v) and v > 0 for v in score.values()), score
+    assert score["Fe 4383"] > 20.0  # the missing forest shows
+    assert sum(score.values()) < 210.0, score

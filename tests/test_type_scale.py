@@ -72,6 +72,34 @@ def test_real_sdss_templates_are_off_mk_where_the_readme_says_and_rendered_on_it
         np.testing.assert_array_equal(out[row], ts.flux[row])
 
 
+def test_a_measured_file_survey_draws_its_o_and_b_stars_from_the_physics() -> None:
+    """The SDSS file's O, OB, B6 and B9 rows are hot subdwarfs (He II 4686 in B6 and B9): a
+    'measured' survey draws those types from the built-in dwarfs at the rows' flux level,
+    standing for solar [Fe/H]; A0 and cooler rows, and a 'names' survey, keep the file's."""
+    from startrack.simulator.templates import star_flux
+
+    tpl = str(need_shared(REAL_TEMPLATES).resolve())
+    raw = extend_for_photometry(load_templates(need_shared(REAL_TEMPLATES)))
+    measured = simulate._wide_templates(tpl, "measured")
+    ctx = simulate._context(tpl, "measured")
+    window = (measured.wavelength > 5500) & (measured.wavelength < 6500)
+    for name in ("O", "OB", "B6", "B9"):
+        row = measured.index_of(name)
+        dwarf = star_flux(name, measured.wavelength)
+        ratio = measured.flux[row] / dwarf
+        np.testing.assert_allclose(ratio, ratio[window].mean(), rtol=1e-6)  # the dwarf's shape
+        assert np.median(measured.flux[row][window]) == pytest.approx(
+            np.median(raw.flux[raw.index_of(name)][window]), rel=1e-6
+        )
+        assert ctx.reference_feh[row] == 0.0
+    for name in ("A0", "K7", "WD"):
+        np.testing.assert_array_equal(
+            measured.flux[measured.index_of(name)], raw.flux[raw.index_of(name)]
+        )
+    named = simulate._wide_templates(tpl, "names")
+    np.testing.assert_array_equal(named.flux[named.index_of("B6")], raw.flux[raw.index_of("B6")])
+
+
 def test_names_option_keeps_the_file_and_a_bad_choice_is_refused() -> None:
     tpl = str(need_shared(REAL_TEMPLATES).resolve())
     named = simulate._wide_templates(tpl, "names")
