@@ -9,8 +9,10 @@ learns that scale, 4-7 subtypes off MK for F2-G5, whatever it learns.
 
 So the simulator places a file's F-K spectra where their features put them, and the spectrum
 it renders for an F-K subclass is the log-flux interpolation, at that subclass's MK type, of
-the placed spectra on either side. Hotter and cooler templates (the scale covers A0-K7)
-keep their names and anchor the ends. ``benchmarks/line_strengths.py`` prints the placement.
+the placed spectra on either side. A0-A9 and K7 and cooler templates (the scale covers A0-K7)
+keep their names and anchor the ends; O and B ones, which nothing here can place (the SDSS
+file's are hot subdwarfs), give way to the built-in physics (``hot_rows_from_physics``).
+``benchmarks/line_strengths.py`` prints the placement.
 """
 
 from __future__ import annotations
@@ -140,11 +142,12 @@ def hot_rows_from_physics(
 
     The A0-K7 scale can place F-K spectra, but nothing places a file's O and B rows, and the
     SDSS file's are not MK stars: its O, OB, B6 and B9 templates are hot subdwarfs (He II 4686
-    in B6 and B9, Balmer lines weaker in OB than in O; README, The model). A model trained on
-    them typed every real O and B star of the MILES library 6-9 subtypes late, and with these
-    rows from the physics (fitted to real O-B stars) O6-O8 0.00 -> 1.00 within 2.5
-    (benchmarks/real_library.py). Each replaced row keeps the file's flux level at 5500-6500 A
-    and stands for a solar dwarf (``reference_feh``)."""
+    in B6 and B9, Balmer lines weaker in OB than in O; README, Generalization, stop 30). A
+    model trained on them typed every real O and B star of the MILES library 6-9 subtypes late;
+    with these rows from the physics, O6-O8 0.00 -> 0.17-1.00 and O9-B1 0.00-0.20 ->
+    0.20-0.53 within 2.5, three seeds (benchmarks/real_library.py; README, stop 38). Each
+    replaced row keeps the file's flux level at 5500-6500 A and stands for a solar dwarf
+    (``reference_feh``)."""
     from startrack.simulator.templates import star_flux
 
     rows = np.flatnonzero(physics_rows(names))
