@@ -33,7 +33,7 @@ stars beyond it, and the i and z bands, are missing; its OB supergiants carry th
 reddening; literature types are good to about a subtype.
 
 Usage: python benchmarks/real_library.py (--models DIR [DIR ...] | --warehouse DIR)
-       [--miles WHEEL_OR_DIR] [--copies 2] [--seed 0] [--snr 4 60] [--twins]
+       [--miles WHEEL_OR_DIR] [--copies 3] [--seed 0] [--snr 4 60] [--twins]
        [--workdir bench-real-library] [--out real_library.json]
 (``make real-stars`` types them with data/warehouse's current model, the demo's.)
 """
@@ -331,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--miles", type=Path, default=None,
                     help="the sdss-mangadap wheel or a folder of MILES files "
                     "(default: data/external/sdss_mangadap-*.whl, from `make miles`)")  # fmt: skip
-    ap.add_argument("--copies", type=int, default=2, help="observations per star")
+    ap.add_argument("--copies", type=int, default=3,
+                    help="observations per star (3: the README's figures)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--snr", type=float, nargs=2, default=SNR_RANGE, metavar=("LO", "HI"),
                     help="S/N range, drawn log-uniform (default: the real set's 4 60)")  # fmt: skip
@@ -370,8 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     truth.to_csv(args.workdir / "truth.csv", index=False)
     log.info("wrote %d spec-lite files of %d typed stars", len(truth), truth["miles_id"].nunique())
     startrack = Path(sys.executable).with_name("startrack")
-    subprocess.run([str(startrack), "ingest", "--warehouse", str(warehouse), str(spectra_dir)],
-                   check=True, capture_output=True)  # fmt: skip
+    ingest = subprocess.run(
+        [str(startrack), "ingest", "--warehouse", str(warehouse), str(spectra_dir)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if ingest.returncode != 0:  # say why, not just that it failed
+        raise SystemExit(f"startrack ingest failed ({ingest.returncode}):\n{ingest.stderr[-2000:]}")
     result = {
         "machine": describe_machine(),
         "source": str(source),
