@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -103,7 +102,9 @@ def test_missing_artifact_is_a_clear_error(tmp_path):
         load_artifact(tmp_path)
 
 
-def test_predictor_scores_single_stars_and_reloads_a_new_model(tmp_path, data, model_and_meta):
+def test_predictor_scores_single_stars_and_reloads_a_new_model(
+    tmp_path, data, model_and_meta, monkeypatch
+):
     model, meta = model_and_meta
     one, two = tmp_path / "one", tmp_path / "two"
     save_artifact(one, model, {**meta, "version": "m1"})
@@ -130,12 +131,21 @@ def test_predictor_scores_single_stars_and_reloads_a_new_model(tmp_path, data, m
     assert batch["fusion_label"].iloc[0] == with_spec["branches"]["fusion"]["label"]
     current["dir"] = two
     assert predictor.predict_star(data.stars.iloc[i_phot], None)["model_version"] == "m2"
-    latencies = []
+    # Its latency (benchmarks/bench_ml.py, README) comes from loading a model once, not per
+    # star: 20 more stars against the same model load nothing. (A timed assert here failed
+    # under load: 0.59 s p95 with two test suites on two cores.)
+    import startrack.ml.artifact as artifact
+
+    loads = []
+    real_load = artifact.load_artifact
+    monkeypatch.setattr(artifact, "load_artifact", lambda d: loads.append(d) or real_load(d))
     for _ in range(20):
-        t = time.perf_counter()
-        predictor.predict_star(data.stars.iloc[i_spec], spectrum)
-        latencies.append(time.perf_counter() - t)
-    assert np.percentile(latencies, 95) < 0.5  # generous: the target is 50 ms on an idle box
+        assert predictor.predict_star(data.stars.iloc[i_spec], spectrum)["model_version"] == "m2"
+    assert loads == []
+    current["dir"] = one  # ... and a new current model is loaded, once
+    for _ in range(3):
+        assert predictor.predict_star(data.stars.iloc[i_spec], spectrum)["model_version"] == "m1"
+    assert loads == [one]
 
 
 def test_predictor_without_a_model_says_what_to_do():
