@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup demo test lint format bench miles real-stars clean help
+.PHONY: setup demo test lint format bench miles real-stars stelib clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,9 @@ miles: setup $(MILES_WHEEL) ## fetch the MILES real-star library (121 MB wheel f
 
 real-stars: miles ## type the MILES real stars with the current warehouse's model (benchmarks/real_library.py)
 	$(BIN)/python benchmarks/real_library.py --miles $(MILES_WHEEL) --warehouse data/warehouse --workdir data/real-library
+
+stelib: miles ## rebuild the shipped real-star library (STELIB, MILES stars left out) from that wheel
+	$(BIN)/python -m startrack.simulator.library_stars --from-wheel $(MILES_WHEEL)
 
 clean: ## remove the venv, the demo survey and the default warehouse (./data/warehouse)
 	rm -rf $(VENV) demo-survey data/warehouse

@@ -60,13 +60,18 @@ def survey_warehouse(
     templates: Path | str | None,
     variety: bool = True,
     targeting: str = "random",
+    real_stars: float | None = None,
 ):
-    """Simulate + ingest once; a later run with the same sizes reuses the warehouse."""
+    """Simulate + ingest once; a later run with the same sizes reuses the warehouse.
+    ``real_stars``: the share of real library stars (None: the simulator's default)."""
     from startrack.etl.ingest import ingest
     from startrack.simulator.simulate import SIMULATOR_VERSION, simulate_survey
+    from startrack.simulator.targeting import REAL_STARS_SHARE
     from startrack.warehouse.store import Warehouse
 
-    tag = f"{name}-{n_stars}-{n_spectra}-{seed}-v{SIMULATOR_VERSION}"
+    real_stars = REAL_STARS_SHARE if real_stars is None else real_stars
+    share = "" if real_stars == REAL_STARS_SHARE else f"-real{real_stars:g}"
+    tag = f"{name}-{n_stars}-{n_spectra}-{seed}-v{SIMULATOR_VERSION}{share}"
     root = workdir / tag
     wh = Warehouse(root / "warehouse")
     if (root / "READY").exists() and wh.current() is not None:
@@ -84,6 +89,7 @@ def survey_warehouse(
         workers=os.cpu_count() or 2,
         variety=variety,
         targeting=targeting,
+        real_stars=real_stars if variety else 0.0,
     )
     t1 = time.perf_counter()
     ingest(

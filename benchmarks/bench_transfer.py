@@ -439,6 +439,13 @@ def main() -> int:
         help="which stars of the families trained on get the spectra: SDSS's label mix "
         "(random) or spread over the MK types, as `startrack demo` does (types)",
     )
+    ap.add_argument(
+        "--real-stars",
+        type=float,
+        default=None,
+        help="share of each survey's spectra that are real library stars (simulate "
+        "--real-stars; default: the simulator's)",
+    )
     ap.add_argument("--out", type=Path, default=Path("transfer.json"))
     ap.add_argument(
         "--save-models",
@@ -468,13 +475,14 @@ def main() -> int:
         wh, info = survey_warehouse(
             args.workdir, f"{name}-var" + ("-types" if targeting == "types" else ""),
             args.stars, args.spectra, 11 + k, tpl or "builtin", targeting=targeting,
+            real_stars=args.real_stars,
         )  # fmt: skip
         data[name] = load_training_data(wh.current())
         results[f"survey_{name}"] = info
         if args.type_spread_stars and name in tested:
             wh, info = survey_warehouse(
                 args.workdir, f"{name}-types", args.type_spread_stars, args.spectra, 21 + k,
-                tpl or "builtin", targeting="types",
+                tpl or "builtin", targeting="types", real_stars=args.real_stars,
             )  # fmt: skip
             spread[name] = load_training_data(wh.current())
             results[f"survey_{name}_type_spread"] = info

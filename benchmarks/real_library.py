@@ -16,6 +16,10 @@ throughput, a radial velocity (sigma 40 km/s), sky-like reddening on top of the 
 carries g and r, the bands the spectrum covers. The files go through the real ETL
 (``startrack ingest``) and the models type them.
 
+The surveys the models train on hold real stars of another library (STELIB,
+``simulator/library_stars.py``) with every star that is also in MILES left out: this set stays
+unseen.
+
 Truth is the MILES type: a star counts when its type has a letter and a subtype (``K3III``,
 ``B9.5V``; not ``sd:F`` or ``KIIvw``). Figures: median |continuous type - MK type| and the
 shares within 2.5 and 5 subtypes, every 3-subtype bin weighted alike (``type_uniform_weights``,
@@ -62,7 +66,8 @@ from bench_transfer import by_type_bin, type_metrics, type_uniform_weights
 from machine import describe_machine
 
 from startrack.grid import C_KMS, DLOGLAM, air_to_vacuum
-from startrack.labels import spectral_types
+from startrack.labels import LUMINOSITY_CLASSES as LUMINOSITY
+from startrack.labels import parse_mk, spectral_types
 from startrack.simulator.fits_writer import COADD_DTYPE, SpecObj, write_spec_lite
 from startrack.simulator.photometry import weights_for_loglam
 from startrack.simulator.simulate import (
@@ -78,10 +83,6 @@ log = logging.getLogger("real_library")
 
 MILES_DIR_IN_WHEEL = "mangadap/data/spectral_templates/miles/"
 MILES_PARAMS = "paramsMILES_v9.1.txt"
-#: A type MILES gives with a subtype: letter, number, then the luminosity class if any.
-_MK = re.compile(r"^([OBAFGKM])(\d+(?:\.\d+)?)(?:[-/]\d+(?:\.\d+)?)?:?\s*([IV]*)")
-#: Luminosity classes as this benchmark groups them (Ia/Iab/Ib are all "I").
-LUMINOSITY = ("V", "IV", "III", "II", "I")
 PLATE, MJD = 9000, 60000  #: identifiers of the written files (no real plate has them)
 FIBERS_PER_PLATE = 1000  #: the ETL, as SDSS, knows fibers 1-1000
 SNR_RANGE = (4.0, 60.0)
@@ -98,21 +99,6 @@ class LibraryStar:
     flux: np.ndarray
     #: the library's own Teff (K), log g and [Fe/H] (NaN where it has none)
     parameters: tuple[float, float, float] = (math.nan, math.nan, math.nan)
-
-
-def parse_mk(sptype: str) -> tuple[float | None, str]:
-    """(MK number O0=0 ... M9=69, luminosity class 'V'...'I' or '') of a literature type;
-    (None, '') when it has no subtype."""
-    sptype = sptype.strip()
-    if re.match(r"^0\d", sptype):  # the parameter file writes a few O types with a zero: 07Ia
-        sptype = "O" + sptype[1:]
-    m = _MK.match(sptype)
-    if m is None:
-        return None, ""
-    t = float(spectral_types([f"{m.group(1)}{m.group(2)}"])[0])
-    lum = m.group(3)
-    lum = "I" if lum == "I" else lum if lum in LUMINOSITY else ""
-    return (t if math.isfinite(t) else None), lum
 
 
 def _param_rows(text: str) -> dict[str, tuple[str, str, tuple[float, float, float]]]:

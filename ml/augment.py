@@ -27,6 +27,7 @@ SDSS_EXTINCTION = (4.239, 3.303, 2.285, 1.698, 1.263)
 _CURVE_CACHE: dict[int, torch.Tensor] = {}
 #: ugriz effective wavelengths (3551, 4686, 6166, 7480, 8932 A) as log lambda scaled to -1..1.
 _BAND_POSITION = torch.tensor([-1.0, -0.40, 0.21, 0.62, 1.0])
+_OUTER_BANDS = torch.tensor([True, False, False, True, True])  #: u, i, z
 
 
 def _extinction_curve(npix: int) -> torch.Tensor:
@@ -301,6 +302,9 @@ def augment_photometry(
     drop = torch.rand(mags.shape, generator=gen) < cfg.p_drop_band
     if spectrum is not None:  # a star with a spectrum sometimes without photometry at all
         drop = drop | (spectrum & _chosen(len(mags), cfg.p_drop_photometry, gen)).unsqueeze(1)
+        if cfg.p_only_g_r > 0:  # or with the g and r of a spectrum that stops short of u, i, z
+            short = spectrum & _chosen(len(mags), cfg.p_only_g_r, gen)
+            drop = drop | (short.unsqueeze(1) & _OUTER_BANDS)
     raw[:, 1:6] = torch.where(drop, torch.full_like(mags, float("nan")), mags)
     return raw
 

@@ -91,6 +91,10 @@ class AugmentConfig:
     #: Stars with a spectrum trained now and then without photometry: in transfer to another
     #: template family the fusion typed better with the photometry hidden than shown.
     p_drop_photometry: float = 0.4
+    #: Stars with a spectrum trained now and then with g and r only: the photometry a spectrum
+    #: that stops short of u, i and z gives (SPECTROFLUX of a 3800-7400 A spectrum, as
+    #: stellar libraries observed blueward of 7400 A have).
+    p_only_g_r: float = 0.0
     default_magerr: float = 0.03
 
     def to_dict(self) -> dict:

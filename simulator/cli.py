@@ -6,11 +6,11 @@ import argparse
 import os
 from pathlib import Path
 
-from startrack.argtypes import folder
+from startrack.argtypes import folder, share
 from startrack.config import DEFAULT_SURVEY
 from startrack.errors import UsageError
 from startrack.executors import add_scheduler_argument, resolve_scheduler
-from startrack.simulator.targeting import TARGETING
+from startrack.simulator.targeting import REAL_STARS_SHARE, TARGETING
 from startrack.simulator.type_scale import TEMPLATE_TYPES
 
 
@@ -47,6 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "'G5' a K2), and draws O and B stars from the built-in physics (the SDSS file's O-B9 "
         "rows are hot subdwarfs); 'names' takes the file's spectra and names as they are (the "
         "SDSS pipeline's scale)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--real-stars", type=share, default=REAL_STARS_SHARE, metavar="SHARE",
+        help="share of the spectra that are real stars: observations of the shipped STELIB "
+        "library (126 stars, O to M, dwarfs to supergiants; stars in MILES left out), each "
+        "labelled with its family's nearest class and its literature MK type as ELODIE type, "
+        "listed with their provenance in real_stars.csv. Models trained without them type "
+        "real stars far worse (README, Real stars). 0: all simulated (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
         "--exact-templates", action="store_true",
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             scheduler=resolve_scheduler(args.scheduler),
             template_types=args.template_types,
             targeting=args.targeting,
+            real_stars=0.0 if args.exact_templates else args.real_stars,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None

@@ -46,8 +46,10 @@ from startrack.simulator.fits_writer import (
 )
 from startrack.simulator.interstellar import sightline_strength
 from startrack.simulator.interstellar import transmission as interstellar_transmission
+from startrack.simulator.library_stars import load_library, nearest_classes, wide_library
 from startrack.simulator.photometry import BANDS, observe_psf_mags, weights_for_loglam
 from startrack.simulator.targeting import (
+    REAL_STARS_SHARE,
     check_targeting,
     selection_weights,
     spectroscopic_shares,
@@ -95,6 +97,7 @@ FIBERS_PER_PLATE = 640
 SDSS_START_INDEX = 35_800  #: log10(3801 A) * 1e4, first pixel before jitter
 SDSS_END_INDEX = 39_640  #: log10(9204 A) * 1e4, last pixel before jitter
 CATALOG_NAME = "catalog.csv"
+REAL_STARS_NAME = "real_stars.csv"  #: which spectra are real library stars, and which
 SPECTRA_DIR = "spectra"
 
 # SDSS SPPIXMASK bits used here.
@@ -318,7 +321,8 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 16
+SIMULATOR_VERSION = 17
+_LIBRARY_STREAM = 7  #: second seed word of the draw of which spectra are real stars
 
 
 def template_families(templates: str | Path | list | None) -> list[str | None]:
@@ -394,14 +398,17 @@ def plan_survey(
     labels_from: Path | None = None,
     template_types: str = "measured",
     targeting: str = "random",
+    real_stars: float = REAL_STARS_SHARE,
 ) -> tuple[pd.DataFrame, int]:
     """Every star's parameters (vectorized), and how many label rows were skipped.
 
     Columns: the catalog identifiers plus family, template_types, template_row, r_true, ebv,
-    z_true, snr_target, has_spectrum. Which stars have a spectrum: ``targeting``.
+    z_true, snr_target, has_spectrum, library_row. Which stars have a spectrum: ``targeting``;
+    which of those are real library stars: ``real_stars`` (``assign_real_stars``).
     """
     check_template_types(template_types)
     check_targeting(targeting)
+    check_real_stars(real_stars)
     if n_stars < 1:
         raise ValueError("--stars must be at least 1")
     if not 0 <= n_spectra <= n_stars:
@@ -455,7 +462,51 @@ def plan_survey(
     stars["z"] = stars["z_true"] + rng.normal(0.0, 1.0, n) * stars["zErr"]
     stars["elodie_sptype"] = _elodie_sptype(rng, stars["subClass"].to_numpy())
     stars["class"] = "STAR"
+    assign_real_stars(stars, sets, families, real_stars, seed)
     return stars, skipped
+
+
+def check_real_stars(share: float) -> float:
+    """``share`` itself, or a ValueError saying what it must be."""
+    if not (isinstance(share, int | float) and 0.0 <= share <= 1.0):
+        raise ValueError(f"--real-stars must be a share of the spectra from 0 to 1, got {share!r}")
+    return float(share)
+
+
+def assign_real_stars(
+    stars: pd.DataFrame,
+    sets: list[TemplateSet],
+    families: list[str | None],
+    share: float,
+    seed: int,
+) -> None:
+    """Make ``share`` of the spectra observations of real library stars, in place.
+
+    A spectrum the plan gave subclass X becomes a library star the SDSS fit would call X (X
+    is the nearest class its family has to the star's MK type), chosen at random among those:
+    labels, identifiers and the targeting's type mix stay as planned; a subclass no library
+    star has (WD, L, the coolest M) stays simulated. Its ELODIE type is its literature MK
+    type. Their own random stream: the rest of the survey is drawn as without them."""
+    stars["library_row"] = -1
+    spec = np.flatnonzero(stars["has_spectrum"].to_numpy(bool))
+    if share == 0 or spec.size == 0:
+        return
+    lib = load_library()
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _LIBRARY_STREAM]))
+    subclass, family = stars["subClass"].to_numpy(str), stars["family"].to_numpy(str)
+    pools: dict[tuple[str, str], np.ndarray] = {}
+    for key, ts in zip(families, sets, strict=True):
+        classes = nearest_classes(lib.spectral_types, ts.names)
+        for name in np.unique(classes):
+            pools[(key or BUILTIN, name)] = np.flatnonzero(classes == name)
+    eligible = spec[[(family[i], subclass[i]) in pools for i in spec]]
+    at = np.sort(rng.choice(eligible, min(round(share * spec.size), eligible.size), False))
+    rows = np.array([rng.choice(pools[(family[i], subclass[i])]) for i in at], dtype=int)
+    types, lum = lib.spectral_types[rows], np.array(lib.luminosity, dtype=object)[rows]
+    letters = np.array(list(MK_LETTERS))[(types // 10).astype(int)]
+    elodie = [f"{a}{t % 10:g}{c}" for a, t, c in zip(letters, types, lum, strict=True)]
+    stars.loc[stars.index[at], "library_row"] = rows
+    stars.loc[stars.index[at], "elodie_sptype"] = elodie
 
 
 def _catalog_photometry(stars: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -646,7 +697,13 @@ def render_spectrum(
     rng = _star_rng(seed, int(star["index"]))
     ts = ctx.templates
     template, elodie = ts.flux[int(star["template_row"])], str(star["elodie_sptype"])
-    if star.get("variety", False):
+    library_row = int(star.get("library_row", -1))
+    covered = None
+    if library_row >= 0:  # a real star: its own spectrum, blurred to SDSS's resolution or so
+        lib = wide_library()
+        template = gaussian_filter1d(lib.flux[library_row], rng.uniform(0.0, 0.6))
+        covered = lib.covered[library_row]
+    elif star.get("variety", False):
         draw = star_template(star, rng, ctx)
         template = draw.flux
         if draw.spectral_type is not None:  # ELODIE sees the star, not its subclass
@@ -688,6 +745,10 @@ def render_spectrum(
         length = int(rng.integers(2, 40))
         at = int(rng.integers(0, wave.size - length))
         and_mask[at : at + length] |= rng.choice([BIT_FULLREJECT, BIT_COMBINEREJ, BIT_NODATA])
+    if covered is not None:  # no data where the library has none, as SDSS masks such pixels
+        seen = np.interp(ts.loglam - shift, ts.loglam, covered.astype(float))[window] > 0.5
+        and_mask[~seen] |= BIT_NODATA
+        flux[~seen] = 0.0
     ivar[and_mask != 0] = 0.0
     or_mask = and_mask | np.where(ctx.sky_lines[window] > 20.0, BIT_BRIGHTSKY, 0).astype(np.int32)
 
@@ -761,6 +822,21 @@ def render_chunk(
     return out
 
 
+def _write_real_star_list(stars: pd.DataFrame, path: Path) -> None:
+    """The provenance of every real star in the survey (none: no file)."""
+    real = stars[stars["library_row"] >= 0]
+    path.unlink(missing_ok=True)
+    if real.empty:
+        return
+    lib = load_library()
+    rows = real["library_row"].to_numpy(int)
+    pd.DataFrame(
+        {"plate": real["plate"], "mjd": real["mjd"], "fiberID": real["fiberID"],
+         "subClass": real["subClass"], "star": np.array(lib.names)[rows],
+         "sptype": np.array(lib.sptypes)[rows], "library": lib.provenance},
+    ).to_csv(path, index=False)  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- bad files
 def _write_bad_files(
     stars: pd.DataFrame, n_bad: int, seed: int, spectra_dir: Path, templates_path: str | None
@@ -816,6 +892,7 @@ def simulate_survey(
     scheduler: str | None = None,
     template_types: str = "measured",
     targeting: str = "random",
+    real_stars: float = REAL_STARS_SHARE,
 ) -> SimulationSummary:
     """Write a simulated survey (catalog.csv + spectra/) into `out_dir`.
 
@@ -827,6 +904,8 @@ def simulate_survey(
     file's names as they are.
     ``scheduler``: render on a Dask cluster (startrack.executors); `out_dir` must be shared.
     ``targeting``: which stars get a spectrum (``simulator.targeting``).
+    ``real_stars``: the share of the spectra that are real library stars (``library_stars``);
+    ``real_stars.csv`` names each one, with its provenance.
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -838,7 +917,7 @@ def simulate_survey(
     templates_path = families[0]
 
     stars, skipped = plan_survey(
-        n_stars, n_spectra, seed, families, labels_from, template_types, targeting
+        n_stars, n_spectra, seed, families, labels_from, template_types, targeting, real_stars
     )
     stars = stars.join(_catalog_photometry(stars, seed))
     stars["variety"] = bool(variety)
@@ -849,7 +928,7 @@ def simulate_survey(
     columns = [
         "index", "plate", "mjd", "fiberID", "specObjID", "ra", "dec", "subClass", "z", "zErr",
         "z_true", "r_true", "ebv", "snr_target", "template_row", "elodie_sptype", "family",
-        "template_types", "variety",
+        "template_types", "variety", "library_row",
     ]  # fmt: skip
     records = spec_rows[columns].to_dict("records")
     chunk = max(8, min(100, math.ceil(len(records) / (4 * max(1, workers)))))
@@ -884,6 +963,7 @@ def simulate_survey(
         stars.loc[where, "snMedian"] = [res.sn_median for res in results]
         stars.loc[where, "elodie_sptype"] = [res.elodie_sptype for res in results]
 
+    _write_real_star_list(stars, out_dir / REAL_STARS_NAME)
     n_bad = _write_bad_files(stars, bad_files, seed, spectra_dir, templates_path)
     catalog_path = out_dir / CATALOG_NAME
     tmp = catalog_path.with_name(catalog_path.name + ".part")

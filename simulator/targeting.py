@@ -16,6 +16,9 @@ import numpy as np
 
 from startrack.labels import normalize_subclass
 
+#: Share of a survey's spectra observed from real library stars (``library_stars``), 0-1:
+#: models trained without them type real stars far worse (README, Real stars).
+REAL_STARS_SHARE = 0.25
 TARGETING = ("types", "random")
 
 

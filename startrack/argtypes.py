@@ -37,6 +37,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """A share from 0 to 1 (``--real-stars 0`` leaves a survey all simulated)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, got {text}")
+    return value
+
+
 def port(text: str) -> int:
     """A TCP port, 1-65535."""
     value = _int(text)

@@ -117,6 +117,27 @@ def spectral_types(labels) -> np.ndarray:
     return table[codes]  # code -1 (missing) reads the trailing NaN
 
 
+#: A literature MK type with a subtype: letter, number (a range's first), luminosity class.
+_LITERATURE_MK = re.compile(r"^([OBAFGKM])(\d+(?:\.\d+)?)(?:[-/]\d+(?:\.\d+)?)?:?\s*([IV]*)")
+#: Luminosity classes as literature types are grouped here (Ia/Iab/Ib are all "I").
+LUMINOSITY_CLASSES = ("V", "IV", "III", "II", "I")
+
+
+def parse_mk(sptype: str) -> tuple[float | None, str]:
+    """(MK number O0=0 ... M9=69, luminosity class 'V'...'I' or '') of a stellar library's
+    literature type ('K3III', 'B9.5V', 'G8/K0III'); (None, '') when it has no subtype."""
+    sptype = sptype.strip()
+    if re.match(r"^0\d", sptype):  # MILES writes a few O types with a zero: 07Ia
+        sptype = "O" + sptype[1:]
+    m = _LITERATURE_MK.match(sptype)
+    if m is None:
+        return None, ""
+    t = float(spectral_types([f"{m.group(1)}{m.group(2)}"])[0])
+    lum = m.group(3)
+    lum = "I" if lum == "I" else lum if lum in LUMINOSITY_CLASSES else ""
+    return (t if np.isfinite(t) else None), lum
+
+
 def within_one_array(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """:func:`within_one_subtype` over two label arrays; each distinct label is parsed once."""
     a = np.asarray(actual, dtype=object)

@@ -136,6 +136,24 @@ def test_photometry_reddening_shifts_colours_by_the_extinction_vector():
     assert out[0, 0] == 0.0 and out[0, 6] == 20.0  # z and snr untouched
 
 
+def test_some_spectra_train_with_the_g_and_r_of_a_spectrum_short_of_u_i_and_z():
+    raw = torch.tensor([[0.0, 18.0, 17.0, 16.5, 16.3, 16.2, 20.0]]).repeat(400, 1)
+    err = torch.full((400, 5), 1e-6)
+    spectrum = torch.arange(400) < 200
+    cfg = A.AugmentConfig(p_drop_band=0.0, p_drop_photometry=0.0, p_only_g_r=0.5)
+    out = A.augment_photometry(raw, err, torch.zeros(400), torch.Generator().manual_seed(1), cfg,
+                               spectrum)  # fmt: skip
+    short = out[:, 1:6].isnan()
+    assert not short[~spectrum].any()  # photometry-only stars keep every band
+    g_r_only = short[:, [0, 3, 4]].all(dim=1) & ~short[:, [1, 2]].any(dim=1)
+    assert (short.any(dim=1) == g_r_only).all()  # u, i and z go together; g and r stay
+    assert 70 < int(g_r_only[spectrum].sum()) < 130
+    off = A.augment_photometry(raw, err, torch.zeros(400), torch.Generator().manual_seed(1),
+                               A.AugmentConfig(p_drop_band=0.0, p_drop_photometry=0.0),
+                               spectrum)  # fmt: skip
+    assert not off.isnan().any()
+
+
 def test_neighbour_mix_only_blends_adjacent_classes_with_soft_labels():
     b = 64
     flux, ivar, mask = _line_spectra(b)

@@ -197,7 +197,7 @@ def test_simulate_on_a_local_cluster_writes_identical_files(tmp_path):
     assert main([*args, "--out", str(tmp_path / "a"), "--workers", "1"]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--scheduler", "local:2"]) == 0
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.*"))
-    assert len(files) == 1 + 60 + 3
+    assert len(files) == 2 + 60 + 3  # the catalog, the list of real stars, spectra, bad files
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 
