@@ -89,7 +89,7 @@ def survey_warehouse(
         workers=os.cpu_count() or 2,
         variety=variety,
         targeting=targeting,
-        real_stars=real_stars if variety else 0.0,
+        real_stars=real_stars,
     )
     t1 = time.perf_counter()
     ingest(

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             scheduler=resolve_scheduler(args.scheduler),
             template_types=args.template_types,
             targeting=args.targeting,
-            real_stars=0.0 if args.exact_templates else args.real_stars,
+            real_stars=args.real_stars,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(str(exc)) from None

@@ -905,7 +905,7 @@ def simulate_survey(
     ``scheduler``: render on a Dask cluster (startrack.executors); `out_dir` must be shared.
     ``targeting``: which stars get a spectrum (``simulator.targeting``).
     ``real_stars``: the share of the spectra that are real library stars (``library_stars``);
-    ``real_stars.csv`` names each one, with its provenance.
+    ``real_stars.csv`` names each one, with its provenance. An oracle's survey has none.
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -916,6 +916,7 @@ def simulate_survey(
     families = template_families(templates)
     templates_path = families[0]
 
+    real_stars = real_stars if variety else 0.0
     stars, skipped = plan_survey(
         n_stars, n_spectra, seed, families, labels_from, template_types, targeting, real_stars
     )

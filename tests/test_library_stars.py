@@ -135,6 +135,8 @@ def test_real_stars_leave_the_simulated_rest_of_the_survey_as_it_was(tmp_path):
     simulate_survey(tmp_path / "a", 300, 60, real_stars=0.0, **kw)
     simulate_survey(tmp_path / "b", 300, 60, real_stars=0.3, **kw)
     assert not (tmp_path / "a" / "real_stars.csv").exists()
+    simulate_survey(tmp_path / "c", 300, 60, real_stars=0.5, variety=False, **kw)
+    assert not (tmp_path / "c" / "real_stars.csv").exists()  # an oracle's survey: none
     real = pd.read_csv(tmp_path / "b" / "real_stars.csv")
     a, b = pd.read_csv(tmp_path / "a" / "catalog.csv"), pd.read_csv(tmp_path / "b" / "catalog.csv")
     key = ["plate", "mjd", "fiberID"]
