@@ -40,7 +40,7 @@ from astropy.io import fits
 from startrack.grid import DLOGLAM, air_to_vacuum
 from startrack.labels import normalize_subclass, parse_mk
 
-from .templates import TemplateSet, extend_for_photometry
+from .templates import BUILTIN_NAMES, TemplateSet, extend_for_photometry
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +150,13 @@ def load_library(path: Path = LIBRARY_PATH) -> StellarLibrary:
 def nearest_classes(spectral_types: np.ndarray, class_names: tuple[str, ...]) -> np.ndarray:
     """The class of ``class_names`` whose MK type is nearest each type (the label the SDSS
     fit gives a star of that type); peculiar names ('A0p') are not candidates."""
+    labels = {n: normalize_subclass(n) for n in class_names}
     candidates = [
-        n
-        for n in class_names
-        if normalize_subclass(n).spectral_type is not None and not normalize_subclass(n).peculiar
+        n for n, lab in labels.items() if lab.spectral_type is not None and not lab.peculiar
     ]
     if not candidates:
         raise ValueError("the template family has no MK classes to label real stars with")
-    types = np.array([normalize_subclass(n).spectral_type for n in candidates])
+    types = np.array([labels[n].spectral_type for n in candidates])
     at = np.abs(np.asarray(spectral_types, float)[:, None] - types[None, :]).argmin(axis=1)
     return np.array(candidates, dtype=object)[at]
 
@@ -179,8 +178,6 @@ def wide_library(path: Path = LIBRARY_PATH) -> WideLibrary:
     its gaps, with the built-in star of its class (``extend_for_photometry``). Spectra show
     only ``covered`` pixels; the rest are masked as SDSS masks pixels without data."""
     lib = load_library(path)
-    from .templates import BUILTIN_NAMES
-
     filled = np.zeros_like(lib.flux)
     for k, flux in enumerate(lib.flux):
         good = np.flatnonzero(flux > 0)

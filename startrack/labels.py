@@ -125,7 +125,8 @@ LUMINOSITY_CLASSES = ("V", "IV", "III", "II", "I")
 
 def parse_mk(sptype: str) -> tuple[float | None, str]:
     """(MK number O0=0 ... M9=69, luminosity class 'V'...'I' or '') of a stellar library's
-    literature type ('K3III', 'B9.5V', 'G8/K0III'); (None, '') when it has no subtype."""
+    literature type ('K3III', 'B9.5V', 'M2-3III': a range's first type); (None, '') when it
+    has no subtype. A range across letters ('G8/K0III') gives its first type and no class."""
     sptype = sptype.strip()
     if re.match(r"^0\d", sptype):  # MILES writes a few O types with a zero: 07Ia
         sptype = "O" + sptype[1:]

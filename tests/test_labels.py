@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from startrack.labels import normalize_subclass, sort_key, within_one_subtype
+from startrack.labels import normalize_subclass, parse_mk, sort_key, within_one_subtype
 
 
 @pytest.mark.parametrize(
@@ -84,3 +84,25 @@ def test_every_real_sdss_subclass_is_understood(real_labels):
     assert all(p.family in {"MK", "WD", "Carbon", "CV", "L", "T"} for p in parsed.values())
     mk = [p for p in parsed.values() if p.family == "MK"]
     assert all(0 <= p.spectral_type <= 69 for p in mk)
+
+
+@pytest.mark.parametrize(
+    ("sptype", "expected"),
+    [
+        ("G6V", (46.0, "V")),
+        ("K0.5IIIb", (50.5, "III")),  # a half subtype and a sub-class
+        ("B9.5V", (19.5, "V")),
+        ("M2-3III", (62.0, "III")),  # a range: its first type
+        ("F8IV-V", (38.0, "IV")),
+        ("A0Ib", (20.0, "I")),  # Ia, Iab and Ib are all supergiants
+        ("07Ia", (7.0, "I")),  # the parameter file writes a few O types with a zero
+        ("F3", (33.0, "")),  # no class given
+        ("sd:F", (None, "")),  # no subtype: not counted
+        ("KIIvw", (None, "")),
+        ("", (None, "")),
+        ("G8/K0III", (48.0, "")),  # a range across letters: its first type, no class read
+    ],
+)
+def test_literature_types_are_read_on_the_mk_scale(sptype, expected):
+    """Library types (MILES, STELIB) as the real-star benchmark and the surveys read them."""
+    assert parse_mk(sptype) == expected

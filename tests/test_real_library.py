@@ -21,26 +21,6 @@ def rl(monkeypatch):
     return real_library
 
 
-@pytest.mark.parametrize(
-    ("sptype", "expected"),
-    [
-        ("G6V", (46.0, "V")),
-        ("K0.5IIIb", (50.5, "III")),  # a half subtype and a sub-class
-        ("B9.5V", (19.5, "V")),
-        ("M2-3III", (62.0, "III")),  # a range: its first type
-        ("F8IV-V", (38.0, "IV")),
-        ("A0Ib", (20.0, "I")),  # Ia, Iab and Ib are all supergiants
-        ("07Ia", (7.0, "I")),  # the parameter file writes a few O types with a zero
-        ("F3", (33.0, "")),  # no class given
-        ("sd:F", (None, "")),  # no subtype: not counted
-        ("KIIvw", (None, "")),
-        ("", (None, "")),
-    ],
-)
-def test_literature_types_are_read_on_the_mk_scale(rl, sptype, expected):
-    assert rl.parse_mk(sptype) == expected
-
-
 def test_the_parameter_file_is_read_by_its_header_columns(rl):
     # Three rows of paramsMILES_v9.1.txt (MILES v9.1, miles.iac.es), as the file lays them out.
     text = "\n".join(
