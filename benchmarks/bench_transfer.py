@@ -32,7 +32,7 @@ real set's (``type_uniform_weights``): the proxy for a set of real stars "O to M
    error and shares within 2.5 and 5 in every 3-subtype bin of the own type, at the S/N
    weights of the uniform figure: which types a change moves, and which way.
 
-Usage: python benchmarks/bench_transfer.py [--stars 20000] [--spectra 4000]
+Usage: python benchmarks/bench_transfer.py [--stars 25000] [--spectra 5000]
        [--time-budget 300] [--workdir bench-transfer] [--out transfer.json]
 """
 
@@ -393,8 +393,19 @@ def train(
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--stars", type=int, default=20_000)
-    ap.add_argument("--spectra", type=int, default=4_000)
+    ap.add_argument(
+        "--stars",
+        type=int,
+        default=25_000,
+        help="catalog stars of each training survey (25000; 20000 before stop 40)",
+    )
+    ap.add_argument(
+        "--spectra",
+        type=int,
+        default=5_000,
+        help="their spectra (5000: 4000 simulated, 1000 real stars by default; "
+        "4000 before stop 40)",
+    )
     ap.add_argument("--time-budget", type=float, default=300.0, help="seconds per model")
     ap.add_argument("--leave-out", default="K3", help="subclass for leave-one-out ('' = skip)")
     ap.add_argument("--workdir", type=Path, default=Path("bench-transfer"))

@@ -321,7 +321,7 @@ def _labels_from_table(
 # ----------------------------------------------------------------------------- survey plan
 BUILTIN = "builtin"
 #: Bumped when the same settings would simulate a different survey (the demo re-simulates).
-SIMULATOR_VERSION = 17
+SIMULATOR_VERSION = 18
 _LIBRARY_STREAM = 7  #: second seed word of the draw of which spectra are real stars
 
 
@@ -483,8 +483,9 @@ def assign_real_stars(
     """Make ``share`` of the spectra observations of real library stars, in place.
 
     A spectrum the plan gave subclass X becomes a library star the SDSS fit would call X (X
-    is the nearest class its family has to the star's MK type), chosen at random among those:
-    labels, identifiers and the targeting's type mix stay as planned; a subclass no library
+    is the nearest class its family has to the star's MK type), each library star about as
+    often (``_each_star_alike``): labels, identifiers and the targeting's type mix stay as
+    planned; a subclass no library
     star has (WD, L, the coolest M) stays simulated. Its ELODIE type is its literature MK
     type. Their own random stream: the rest of the survey is drawn as without them."""
     stars["library_row"] = -1
@@ -500,13 +501,47 @@ def assign_real_stars(
         for name in np.unique(classes):
             pools[(key or BUILTIN, name)] = np.flatnonzero(classes == name)
     eligible = spec[[(family[i], subclass[i]) in pools for i in spec]]
-    at = np.sort(rng.choice(eligible, min(round(share * spec.size), eligible.size), False))
-    rows = np.array([rng.choice(pools[(family[i], subclass[i])]) for i in at], dtype=int)
+    want = min(round(share * spec.size), eligible.size)
+    at, rows = _each_star_alike(rng, eligible, family, subclass, pools, want)
     types, lum = lib.spectral_types[rows], np.array(lib.luminosity, dtype=object)[rows]
     letters = np.array(list(MK_LETTERS))[(types // 10).astype(int)]
     elodie = [f"{a}{t % 10:g}{c}" for a, t, c in zip(letters, types, lum, strict=True)]
     stars.loc[stars.index[at], "library_row"] = rows
     stars.loc[stars.index[at], "elodie_sptype"] = elodie
+
+
+def _each_star_alike(
+    rng: np.random.Generator,
+    eligible: np.ndarray,
+    family: np.ndarray,
+    subclass: np.ndarray,
+    pools: dict[tuple[str, str], np.ndarray],
+    want: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``want`` of the ``eligible`` spectra (sorted) and the library row each becomes.
+
+    Round robin over the library stars in a random order, each taking a spectrum planned for
+    its class while its class has one left: every star is observed about as often, where
+    drawing stars by their class's share made one M6 giant every real M6 (34 of them) and left
+    the classes STELIB fills densely (F-K) to a few of their stars each (README, stop 40)."""
+    free: dict[tuple[str, str], list[int]] = {}
+    for i in rng.permutation(eligible):
+        free.setdefault((family[i], subclass[i]), []).append(int(i))
+    owners = [(key, int(r)) for key, pool in pools.items() if key in free for r in pool]
+    order = rng.permutation(len(owners))
+    at: list[int] = []
+    rows: list[int] = []
+    while len(at) < want:
+        before = len(at)
+        for j in order:
+            key, row = owners[j]
+            if free[key] and len(at) < want:
+                at.append(free[key].pop())
+                rows.append(row)
+        if len(at) == before:  # every class with a library star is used up
+            break
+    keep = np.argsort(at)
+    return np.asarray(at, dtype=int)[keep], np.asarray(rows, dtype=int)[keep]
 
 
 def _catalog_photometry(stars: pd.DataFrame, seed: int) -> pd.DataFrame:
