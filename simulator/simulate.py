@@ -485,9 +485,9 @@ def assign_real_stars(
     A spectrum the plan gave subclass X becomes a library star the SDSS fit would call X (X
     is the nearest class its family has to the star's MK type), each library star about as
     often (``_each_star_alike``): labels, identifiers and the targeting's type mix stay as
-    planned; a subclass no library
-    star has (WD, L, the coolest M) stays simulated. Its ELODIE type is its literature MK
-    type. Their own random stream: the rest of the survey is drawn as without them."""
+    planned; a subclass no library star has (WD, L, the coolest M) stays simulated. Its
+    ELODIE type is its literature MK type. Their own random stream: the rest of the survey is
+    drawn as without them."""
     stars["library_row"] = -1
     spec = np.flatnonzero(stars["has_spectrum"].to_numpy(bool))
     if share == 0 or spec.size == 0:

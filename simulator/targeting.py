@@ -19,7 +19,7 @@ from startrack.labels import normalize_subclass
 #: Share of a survey's spectra observed from real library stars (``library_stars``), 0-1:
 #: models trained without them type real stars far worse. The real stars work beside enough
 #: simulated ones, not instead of them: 4,000 simulated and 1,000 real spectra typed MILES
-#: 0.69 within 2.5 subtypes, 3,000 and 1,000 0.59-0.63, 2,000 and 2,000 0.58 (README, Real
+#: 0.65-0.69 within 2.5 subtypes, 3,000 and 1,000 0.59-0.63, 2,000 and 2,000 0.58 (README, Real
 #: stars, stops 39-40).
 REAL_STARS_SHARE = 0.2
 TARGETING = ("types", "random")

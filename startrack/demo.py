@@ -39,7 +39,7 @@ DEMO_TARGETING = "types"
 #: The demo survey's spectra, a fifth of them real stars (``REAL_STARS_SHARE``). Real stars
 #: help beside enough simulated ones, not instead of them: with 4,000 spectra (3,200
 #: simulated) the demo's model typed MILES real stars 0.55 within 2.5 subtypes, with 5,000
-#: (4,000 simulated) 0.61-0.65 (README, Benchmarks, stop 40).
+#: (4,000 simulated) 0.61-0.66 (README, Benchmarks, stop 40).
 DEMO_SPECTRA = 5_000
 
 #: Training seconds: 5,000 spectra train at about 17 s an epoch on an idle 2-core machine,
