@@ -23,8 +23,11 @@ unseen.
 Truth is the MILES type: a star counts when its type has a letter and a subtype (``K3III``,
 ``B9.5V``; not ``sd:F`` or ``KIIvw``). Figures: median |continuous type - MK type| and the
 shares within 2.5 and 5 subtypes, every 3-subtype bin weighted alike (``type_uniform_weights``,
-as the issue's set is "O to M"); by luminosity class; and the limit set by the class grid
-(the model's class nearest each star's type).
+as the issue's set is "O to M"); by luminosity class, and over the stars that have one (a
+literature type without a class is often an old HD type, and many of those are MILES's
+metal-poor stars); the signed error of F9-K5 stars by gravity and [Fe/H] (MILES's own log g
+and [Fe/H]: ``late_type_bias``); and the limit set by the class grid (the model's class
+nearest each star's type).
 
 ``--twins`` types each star's built-in twin instead (its type, class, coverage and
 observation, the simulator's spectrum): what the models lose to real spectra, apart from what
@@ -180,9 +183,8 @@ def builtin_twin(star: LibraryStar) -> LibraryStar:
     logg = CLASS_LOGG[lum]
     teff = luminosity_teff(teff_at_type(mk, BUILTIN_NAMES), mk, logg)
     flux = star_flux(name, star.wavelength_vac, teff, logg)
-    return LibraryStar(
-        star.miles_id, star.name, star.sptype, star.wavelength_vac, flux, star.parameters
-    )
+    own = (teff, logg, 0.0)  # the twin's own parameters, not its real star's
+    return LibraryStar(star.miles_id, star.name, star.sptype, star.wavelength_vac, flux, own)
 
 
 def observe(
@@ -252,7 +254,9 @@ def write_library(
             write_spec_lite(spectra_dir / spec_file_name(plate, MJD, fiber), obj, coadd, seed)
             rows.append(
                 {"plate": plate, "fiberid": fiber, "miles_id": star.miles_id, "name": star.name,
-                 "sptype": star.sptype, "mk_type": mk, "luminosity": lum, **drawn}
+                 "sptype": star.sptype, "mk_type": mk, "luminosity": lum,
+                 "teff": star.parameters[0], "logg": star.parameters[1],
+                 "feh": star.parameters[2], **drawn}
             )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -294,12 +298,50 @@ def score(models: list[Path], warehouse: Path, truth: pd.DataFrame) -> dict:
             for c in LUMINOSITY
         }
         entry["fusion_by_bin"] = by_type_bin(own, np.asarray(pred["fusion"].spectral_type), w)
+        has_class = np.isin(lum, LUMINOSITY)
+        entry["fusion_with_class"] = type_metrics(
+            own,
+            pred["fusion"].spectral_type,
+            type_uniform_weights(np.where(has_class, own, np.nan), has_class.astype(float)),
+        )
+        if "logg" in t:
+            entry["fusion_late_type_bias"] = late_type_bias(
+                own, np.asarray(pred["fusion"].spectral_type, float), t
+            )
         if np.isfinite(grid).any():
             g = np.unique(grid[np.isfinite(grid)])
             nearest = g[np.abs(own[:, None] - g[None, :]).argmin(axis=1)]
             entry["class_grid_limit"] = type_metrics(own, nearest, w)
         result[str(m)] = entry
     return result
+
+
+#: F9-K5 (MK 39-55): where a dwarf and a giant of one Teff differ by several subtypes, and
+#: [Fe/H] changes the lines most; log g above DWARF_LOGG counts as a dwarf (MILES's own log g;
+#: at or below it: giants, supergiants and most subgiants).
+LATE_TYPES = (39.0, 55.0)
+DWARF_LOGG = 3.8
+FEH_BANDS = ((-5.0, -1.0), (-1.0, -0.5), (-0.5, 1.0))
+
+
+def late_type_bias(own: np.ndarray, pred: np.ndarray, params: pd.DataFrame) -> dict:
+    """Signed median error (model - MK type) and share beyond 5 subtypes of F9-K5 stars, by
+    gravity (MILES log g) and [Fe/H]: a model that cannot tell a dwarf from a giant of one
+    Teff types dwarfs early and giants late; one that reads weak lines as heat types metal-poor
+    stars early."""
+    logg, feh = params["logg"].to_numpy(float), params["feh"].to_numpy(float)
+    late = (own >= LATE_TYPES[0]) & (own <= LATE_TYPES[1]) & np.isfinite(logg) & np.isfinite(feh)
+    out = {}
+    for group, is_group in (("dwarfs", logg > DWARF_LOGG), ("giants", logg <= DWARF_LOGG)):
+        for lo, hi in FEH_BANDS:
+            pick = late & is_group & (feh > lo) & (feh <= hi)
+            err = pred[pick] - own[pick]
+            out[f"{group} [Fe/H] {lo:g}..{hi:g}"] = {
+                "n": int(pick.sum()),
+                "signed_median": round(float(np.median(err)), 2) if err.size else None,
+                "beyond_5": round(float(np.mean(np.abs(err) > 5)), 3) if err.size else None,
+            }
+    return out
 
 
 def _default_source() -> Path | None:
@@ -382,6 +424,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{e['fusion_held_out'][k]:.3f}" for k in ("median_error", "within_2_5", "within_5")
         )
         print(f"{m}: {line} | held-out half: fusion {held} | {lum}")
+        c = e["fusion_with_class"]
+        print(f"  stars with a luminosity class: fusion {c['median_error']:.2f}/"
+              f"{c['within_2_5']:.3f}/{c['within_5']:.3f}")  # fmt: skip
+        for band, v in e.get("fusion_late_type_bias", {}).items():
+            if v["n"]:
+                print(f"  F9-K5 {band}: signed median {v['signed_median']:+.1f}, "
+                      f"beyond 5 {v['beyond_5']:.2f} (n {v['n']})")  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(result, indent=2, default=float))
     return 0

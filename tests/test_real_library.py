@@ -119,3 +119,36 @@ def test_builtin_physics_against_real_stars_is_scored_per_index(rl):
     assert all(np.isfinite(v) and v > 0 for v in score.values()), score
     assert score["Fe 4383"] > 20.0  # the missing forest shows
     assert sum(score.values()) < 210.0, score
+
+
+def test_late_type_bias_splits_dwarfs_from_giants_and_metal_poor_from_rich(rl):
+    """The figure that says a model types F9-K5 dwarfs early (README, stop 41): each star
+    counts in its own gravity and [Fe/H] band, and no other type counts at all."""
+    import pandas as pd
+
+    params = pd.DataFrame(
+        {"logg": [4.5, 4.5, 4.4, 2.5, 2.4, 4.5, np.nan],
+         "feh": [0.0, 0.1, -1.6, 0.0, -0.7, 0.0, 0.0]}
+    )  # fmt: skip
+    own = np.array([50.0, 45.0, 48.0, 50.0, 52.0, 20.0, 50.0])  # an A0 and a star without log g
+    pred = np.array([47.0, 43.0, 41.0, 51.0, 52.5, 40.0, 10.0])
+    bias = rl.late_type_bias(own, pred, params)
+    assert bias["dwarfs [Fe/H] -0.5..1"] == {"n": 2, "signed_median": -2.5, "beyond_5": 0.0}
+    assert bias["dwarfs [Fe/H] -5..-1"] == {"n": 1, "signed_median": -7.0, "beyond_5": 1.0}
+    assert bias["giants [Fe/H] -0.5..1"] == {"n": 1, "signed_median": 1.0, "beyond_5": 0.0}
+    assert bias["giants [Fe/H] -1..-0.5"]["n"] == 1
+    assert bias["dwarfs [Fe/H] -1..-0.5"] == {"n": 0, "signed_median": None, "beyond_5": None}
+
+
+def test_a_builtin_twin_carries_its_own_parameters_not_its_real_stars(rl):
+    """--twins splits the late types by the twin's gravity and [Fe/H]: a solar dwarf or giant
+    at its class's log g, whatever the real star it stands in for."""
+    wave = np.linspace(3600.0, 7400.0, 500)
+    real = rl.LibraryStar("0001", "HD000001", "K0V", wave, np.ones_like(wave), (5100.0, 4.6, -1.8))
+    twin = rl.builtin_twin(real)
+    teff, logg, feh = twin.parameters
+    assert (logg, feh) == (rl.CLASS_LOGG["V"], 0.0)
+    assert 5000.0 < teff < 5500.0  # a K0 dwarf's Teff on the built-in scale
+    assert twin.flux.shape == wave.shape and np.all(twin.flux > 0)
+    giant = rl.builtin_twin(rl.LibraryStar("0002", "HD000002", "K0III", wave, real.flux))
+    assert giant.parameters[1] == rl.CLASS_LOGG["III"] and giant.parameters[0] < teff
