@@ -283,6 +283,8 @@ def score(models: list[Path], warehouse: Path, truth: pd.DataFrame) -> dict:
     held = t["miles_id"].astype(int).to_numpy() % 2 == 1
     w_held = type_uniform_weights(np.where(held, own, np.nan), held.astype(float))
     lum = t["luminosity"].to_numpy(str)
+    has_class = np.isin(lum, LUMINOSITY)
+    w_class = type_uniform_weights(np.where(has_class, own, np.nan), has_class.astype(float))
     result = {"n_spectra": int(own.size), "n_stars": int(t["miles_id"].nunique())}
     for m in models:
         model, meta = load_artifact(m)
@@ -293,21 +295,14 @@ def score(models: list[Path], warehouse: Path, truth: pd.DataFrame) -> dict:
             p = np.asarray(pred[head].spectral_type, dtype=float)
             entry[head] = type_metrics(own, p, w)
             entry[f"{head}_held_out"] = type_metrics(own, p, w_held)
+        fusion = np.asarray(pred["fusion"].spectral_type, dtype=float)
         entry["fusion_by_luminosity"] = {
-            c: type_metrics(np.where(lum == c, own, np.nan), pred["fusion"].spectral_type, w)
-            for c in LUMINOSITY
+            c: type_metrics(np.where(lum == c, own, np.nan), fusion, w) for c in LUMINOSITY
         }
-        entry["fusion_by_bin"] = by_type_bin(own, np.asarray(pred["fusion"].spectral_type), w)
-        has_class = np.isin(lum, LUMINOSITY)
-        entry["fusion_with_class"] = type_metrics(
-            own,
-            pred["fusion"].spectral_type,
-            type_uniform_weights(np.where(has_class, own, np.nan), has_class.astype(float)),
-        )
+        entry["fusion_by_bin"] = by_type_bin(own, fusion, w)
+        entry["fusion_with_class"] = type_metrics(own, fusion, w_class)
         if "logg" in t:
-            entry["fusion_late_type_bias"] = late_type_bias(
-                own, np.asarray(pred["fusion"].spectral_type, float), t
-            )
+            entry["fusion_late_type_bias"] = late_type_bias(own, fusion, t)
         if np.isfinite(grid).any():
             g = np.unique(grid[np.isfinite(grid)])
             nearest = g[np.abs(own[:, None] - g[None, :]).argmin(axis=1)]

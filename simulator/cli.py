@@ -51,10 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--real-stars", type=share, default=REAL_STARS_SHARE, metavar="SHARE",
         help="share of the spectra that are real stars: observations of the shipped STELIB "
-        "library (126 stars, O to M, dwarfs to supergiants; stars in MILES left out; each "
-        "star about as often), each "
-        "labelled with its family's nearest class and its literature MK type as ELODIE type, "
-        "listed with their provenance in real_stars.csv. Models trained without them type "
+        "library (126 stars, O to M, dwarfs to supergiants; stars in MILES left out), each "
+        "star about as often, labelled with its family's nearest class and its literature "
+        "MK type as ELODIE type, listed with their provenance in real_stars.csv. Models "
+        "trained without them type "
         "real stars far worse (README, Real stars). 0: all simulated (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument(
